@@ -1,0 +1,1 @@
+"""Agent roles, one module each."""

@@ -1,0 +1,351 @@
+"""Manufacturers in the importing market: magnet makers and final-goods makers.
+
+Decision rules (state in arrays, one row per manufacturer; ``Manufacturer`` agents are thin views):
+
+- **Need.** A final-goods maker (EV, wind, electronics, industrial, defence) needs magnets, a
+  ``cela_user`` (catalysts, polishing, glass) needs Ce/La oxide, a ``magnet_maker`` needs NdPr and
+  Dy/Tb oxide for the magnets it plans to make (intensities from ``market``). Gross need grows at
+  the sector's demand growth (Adamas CAGR, DEM section 2).
+- **Substitution at two speeds, no rebound** (Sprecher et al. 2017; CAL "two speeds of
+  substitution"): price pressure = (expected / reference price - 1) / (full ratio - 1), clipped to
+  [0, 1]. Fast thrifting closes the gap to its maximum at ``thrift_rate_per_year`` x pressure;
+  slow redesign follows a 24-month memory of pressure at ``redesign_rate_per_year``; together they
+  never grow faster than ``max_substitution_per_year`` and never fall back.
+- **Recycling** covers a share of need that rises with price (base + slope x (price ratio - 1)),
+  capped, plus any legal mandate (Keilhacker and Minner 2017: recycling mitigates little).
+- **Stocks in weeks of cover** (CAL: 6-14 weeks; DEM section 6): each firm's normal cover is drawn
+  once; its target rises by ``precaution`` x perceived supply risk (precautionary buying). Risk is a
+  memory of shortages, licence or quota announcements and price jumps. Orders follow the
+  stock-adjustment rule: need + (target - stock) / ``stock_adjust_months`` (Sterman 2000, ch. 17).
+- **Procurement**: two bid steps per good, this month's need at ``wtp_multiple`` x expected price
+  (material is a small share of product value), restocking at expected price x (1 + risk/2).
+- **Stoppage**: a firm that can cover less than ``halt_threshold`` of its need stops this month
+  (output zero, stock kept); otherwise it uses what it has up to its need.
+- **Magnet makers** make magnets from their oxide stock up to capacity and sell them at unit cost
+  (expected oxide cost + conversion cost).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import mesa
+import numpy as np
+from numpy.typing import NDArray
+
+from sim.market import adapt
+from sim.params import GOODS, PRODUCTS, SECTORS
+
+if TYPE_CHECKING:
+    from sim.model import RareEarthModel
+
+G_NDPR, G_DYTB, G_CELA, G_MAGNET = range(4)
+FINAL_SECTORS = ("ev", "wind", "electronics", "industrial", "defence")
+WEEKS_PER_MONTH = 52.0 / 12.0
+
+
+def allocate_counts(total: int, shares: NDArray[np.float64]) -> NDArray[np.int64]:
+    """Split ``total`` agents by ``shares`` with the largest-remainder rule (deterministic)."""
+    raw = shares / shares.sum() * total
+    counts = np.floor(raw).astype(np.int64)
+    remainder = total - int(counts.sum())
+    order = np.argsort(-(raw - counts), kind="stable")
+    counts[order[:remainder]] += 1
+    return counts
+
+
+class Manufacturer(mesa.Agent):
+    """One manufacturer: a view into the population's arrays (no per-agent step)."""
+
+    def __init__(
+        self, model: RareEarthModel, population: ManufacturerPopulation, index: int
+    ) -> None:
+        super().__init__(model)
+        self.population = population
+        self.index = index
+
+    @property
+    def sector(self) -> str:
+        """The manufacturer's sector."""
+        return SECTORS[int(self.population.sector[self.index])]
+
+    @property
+    def halted(self) -> bool:
+        """Stopped for lack of material this month."""
+        return bool(self.population.halted[self.index])
+
+    @property
+    def stock_t(self) -> dict[str, float]:
+        """Stocks by good, t."""
+        row = self.population.stock[self.index]
+        return {good: float(row[g]) for g, good in enumerate(GOODS)}
+
+
+class ManufacturerPopulation:
+    """State and decision rules of all manufacturers, as arrays."""
+
+    def __init__(self, model: RareEarthModel, count: int) -> None:
+        self.model = model
+        p = model.params.manufacturers
+        m = model.params.market
+        rng = model.rng
+        self.p = p
+        self.n = count
+        sectors = p.sectors
+        shares = np.array([sectors[s].count_share for s in SECTORS])
+        counts = allocate_counts(count, shares)
+        self.sector = np.repeat(np.arange(len(SECTORS)), counts)
+        self.is_magnet_maker = self.sector == SECTORS.index("magnet_maker")
+        self.is_final = np.isin(self.sector, [SECTORS.index(s) for s in FINAL_SECTORS])
+        self.is_cela = self.sector == SECTORS.index("cela_user")
+
+        # Firm sizes: lognormal weights within each sector share the sector's demand.
+        weights = rng.lognormal(0.0, 0.8, size=count)
+        sector_total = np.bincount(self.sector, weights=weights, minlength=len(SECTORS))
+        sector_demand = np.array([sectors[s].demand_t_per_year for s in SECTORS])
+        size_t_per_year = sector_demand[self.sector] * weights / sector_total[self.sector]
+        self.capacity_t_per_year = np.where(self.is_magnet_maker, size_t_per_year, 0.0)
+
+        # Gross monthly need per good at the start (magnet makers' need comes from their plan).
+        self.base_need = np.zeros((count, 4))
+        self.base_need[self.is_final, G_MAGNET] = size_t_per_year[self.is_final] / 12.0
+        self.base_need[self.is_cela, G_CELA] = size_t_per_year[self.is_cela] / 12.0
+        self.growth = np.zeros((count, 4))
+        self.growth[:, G_MAGNET] = p.demand_growth_magnet
+        self.growth[:, G_CELA] = p.demand_growth_cela
+        self.intensity = np.array([m.magnet_ndpr_t_per_t, m.magnet_dytb_t_per_t])
+
+        self.wtp_multiple = np.array([sectors[s].wtp_multiple for s in SECTORS])[self.sector]
+        self.output_weight = np.array([sectors[s].output_value_weight for s in SECTORS])[
+            self.sector
+        ]
+        self.cover_weeks = rng.uniform(p.cover_weeks_min, p.cover_weeks_max, size=count)
+
+        # Substitution limits per firm and good: slow redesign by sector, fast thrift by product.
+        self.redesign_max = np.zeros((count, 4))
+        sub_max = np.array([sectors[s].substitution_max for s in SECTORS])[self.sector]
+        self.redesign_max[self.is_final, G_MAGNET] = sub_max[self.is_final]
+        self.redesign_max[self.is_cela, G_CELA] = sub_max[self.is_cela]
+        self.redesign_max[self.is_magnet_maker, G_NDPR] = sub_max[self.is_magnet_maker] * 0.5
+        self.redesign_max[self.is_magnet_maker, G_DYTB] = sub_max[self.is_magnet_maker]
+        thrift = p.thrift_max
+        self.thrift_max = np.zeros((count, 4))
+        self.thrift_max[self.is_magnet_maker, G_NDPR] = thrift.ndpr
+        self.thrift_max[self.is_magnet_maker, G_DYTB] = thrift.dytb
+        self.thrift_max[self.is_cela, G_CELA] = thrift.cela
+        self.thrift_max[self.is_final, G_MAGNET] = thrift.ndpr
+        self.thrift = np.zeros((count, 4))
+        self.redesign = np.zeros((count, 4))
+        self.pressure_memory = np.zeros(4)
+
+        self.risk = np.zeros(4)
+        self.reference_price = model.import_price.copy()
+        self.expected_price = model.import_price.copy()
+        self.magnet_sales_ema = self.capacity_t_per_year / 12.0 * 0.8
+        self.magnet_sold = np.zeros(count)
+        self.magnet_made = np.zeros(int(self.is_magnet_maker.sum()))
+        self.used = np.zeros((count, 4))
+        self.recycled = np.zeros((count, 4))
+        self.gross_need = np.zeros((count, 4))
+        self.halted = np.zeros(count, dtype=bool)
+        self.output = np.zeros(count)
+        self.need = np.zeros((count, 4))
+        self.planned_magnets = np.zeros(count)
+        self.base_output: float | None = None
+
+        self.accounts = model.ledger.open("manufacturer", count)
+        self.agents = [Manufacturer(model, self, i) for i in range(count)]
+
+    # ------------------------------------------------------------------------------ views
+    @property
+    def stock(self) -> NDArray[np.float64]:
+        """Stocks (manufacturers x goods), t; a view into the ledger."""
+        return (
+            self.model.ledger.tonnes[self.accounts[0] : self.accounts[0] + self.n]
+            if self.n
+            else np.zeros((0, 4))
+        )
+
+    def magnet_need_per_t(self) -> NDArray[np.float64]:
+        """Oxide needed per t of magnet for each magnet maker (after thrifting), (n x 2)."""
+        cut = 1.0 - self.thrift[:, :2] - self.redesign[:, :2]
+        return self.intensity[None, :] * np.clip(cut, 0.0, 1.0)
+
+    # -------------------------------------------------------------------------- the month
+    def make_magnets(self) -> None:
+        """Magnet makers turn oxide stock into magnets, up to capacity and their sales plan."""
+        mm = self.is_magnet_maker
+        self.oxide_wanted = np.zeros(2)
+        self.oxide_used = np.zeros(2)
+        if not mm.any():
+            self.planned_magnets[:] = 0.0
+            return
+        stock = self.stock
+        per_t = self.magnet_need_per_t()[mm]
+        target_stock = self.magnet_sales_ema[mm] * self.cover_weeks[mm] / WEEKS_PER_MONTH
+        plan = np.clip(
+            self.magnet_sales_ema[mm]
+            + (target_stock - stock[mm, G_MAGNET]) / self.p.stock_adjust_months,
+            0.0,
+            self.capacity_t_per_year[mm] / 12.0,
+        )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            by_ndpr = np.where(per_t[:, 0] > 0, stock[mm, G_NDPR] / per_t[:, 0], np.inf)
+            by_dytb = np.where(per_t[:, 1] > 0, stock[mm, G_DYTB] / per_t[:, 1], np.inf)
+        made = np.minimum(plan, np.minimum(by_ndpr, by_dytb))
+        made = np.where(np.isfinite(made), made, 0.0)
+        idx = self.accounts[mm]
+        ledger = self.model.ledger
+        sink = self.model.acct["magnet_inputs"]
+        ledger.move("ndpr", idx, sink, made * per_t[:, 0], "magnet_input_domestic")
+        ledger.move("dytb", idx, sink, made * per_t[:, 1], "magnet_input_domestic")
+        ledger.move("magnet", self.model.acct["magnet_making"], idx, made, "magnet_made_domestic")
+        self.planned_magnets[:] = 0.0
+        self.planned_magnets[mm] = plan
+        self.magnet_made = made
+        # Oxide demand and use of magnet making this month, for the reported balances.
+        self.oxide_wanted = (plan[:, None] * per_t).sum(axis=0)
+        self.oxide_used = (made[:, None] * per_t).sum(axis=0)
+
+    def magnet_offers(
+        self, unit_cost: float
+    ) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
+        """Magnet makers offer their magnet stock at unit cost: (accounts, t, US$/kg)."""
+        mm = self.is_magnet_maker
+        qty = self.stock[mm, G_MAGNET].copy()
+        return self.accounts[mm], qty, np.full(qty.shape, unit_cost)
+
+    def plan_needs(self, month: int) -> None:
+        """Set this month's needs after substitution, and bring recycled material in."""
+        growth = (1.0 + self.growth) ** (month / 12.0)
+        need = self.base_need * growth
+        mm = self.is_magnet_maker
+        need[mm, :2] = self.planned_magnets[mm, None] * self.intensity[None, :]
+        self.gross_need = need.copy()
+        cut = np.clip(1.0 - self.thrift - self.redesign, 0.0, 1.0)
+        self.need = need * cut  # for magnet makers this is magnet_need_per_t x plan
+
+        ratio = self.expected_price / self.reference_price
+        share = np.clip(
+            self.p.recycling_base
+            + self.p.recycling_mandate
+            + self.p.recycling_slope * np.maximum(ratio - 1.0, 0.0),
+            0.0,
+            self.p.recycling_max,
+        )
+        share = np.maximum(share, self.p.recycling_mandate)
+        recycled = self.need * share[None, :]
+        for g, good in enumerate(GOODS):
+            if recycled[:, g].any():
+                self.model.ledger.move(
+                    good, self.model.acct["scrap"], self.accounts, recycled[:, g], "recycled"
+                )
+        self.recycled = recycled
+
+    def bids(self, g: int) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
+        """Two bid steps per firm for good ``g``: (accounts, quantities, prices), need first."""
+        need = self.need[:, g]
+        stock = self.stock[:, g]
+        target = (
+            need * self.cover_weeks / WEEKS_PER_MONTH * (1.0 + self.p.precaution * self.risk[g])
+        )
+        wanted = np.maximum(need + (target - stock) / self.p.stock_adjust_months, 0.0)
+        urgent = np.minimum(wanted, need)
+        restock = wanted - urgent
+        price = self.expected_price[g]
+        accounts = np.concatenate([self.accounts, self.accounts])
+        qty = np.concatenate([urgent, restock])
+        bid = np.concatenate(
+            [self.wtp_multiple * price, np.full(self.n, price * (1.0 + 0.5 * self.risk[g]))]
+        )
+        return accounts, qty, bid
+
+    def use_material(self) -> None:
+        """Consume material for this month's output; firms short of material stop."""
+        stock = self.stock
+        need = self.need
+        final_or_cela = ~self.is_magnet_maker
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cover = np.where(need > 0, stock / need, np.inf)
+        firm_cover = np.where(final_or_cela, cover.min(axis=1), np.inf)
+        # Magnet makers are short when their oxide stock cannot feed their plan.
+        mm = self.is_magnet_maker
+        if mm.any():
+            plan = self.planned_magnets[mm]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                made_ratio = np.where(plan > 0, self.magnet_made / plan, 1.0)
+            firm_cover[mm] = made_ratio
+        firm_cover = np.where(np.isfinite(firm_cover), firm_cover, 1.0)
+        self.halted = firm_cover < self.p.halt_threshold
+        ratio = np.where(self.halted, 0.0, np.minimum(firm_cover, 1.0))
+        use = np.where(final_or_cela[:, None], need * ratio[:, None], 0.0)
+        for g, good in enumerate(GOODS):
+            if use[:, g].any():
+                self.model.ledger.move(
+                    good, self.accounts, self.model.acct["consumed"], use[:, g], "consumed"
+                )
+        self.used = use
+        gross = self.gross_need.sum(axis=1)
+        self.output = np.where(final_or_cela, gross * ratio, 0.0) * self.output_weight
+        # Gross output, not net of substitution: substituted demand is met by other materials.
+        total = float(self.output.sum())
+        if self.base_output is None:
+            self.base_output = total if total > 0 else 1.0
+
+    def learn(
+        self,
+        landed_price: NDArray[np.float64],
+        unmet_share: NDArray[np.float64],
+        alerts: NDArray[np.float64],
+    ) -> None:
+        """Update price expectations, perceived risk and substitution after the month."""
+        p = self.p
+        price_jump = np.clip(
+            (landed_price / np.maximum(self.expected_price, 1e-9) - 1.0) / 0.5, 0.0, 1.0
+        )
+        signal = np.maximum.reduce([np.clip(unmet_share * 5.0, 0.0, 1.0), alerts, price_jump])
+        self.risk = adapt(self.risk, signal, 1.0 / p.risk_memory_months)
+        self.expected_price = adapt(self.expected_price, landed_price, p.expectation_lambda)
+
+        pressure = np.clip(
+            (self.expected_price / self.reference_price - 1.0) / (p.pressure_full_ratio - 1.0),
+            0.0,
+            1.0,
+        )
+        self.pressure_memory = adapt(self.pressure_memory, pressure, 1.0 / p.redesign_memory_months)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            thrift_room = np.where(
+                self.thrift_max > 0, np.clip(1.0 - self.thrift / self.thrift_max, 0.0, 1.0), 0.0
+            )
+            redesign_room = np.where(
+                self.redesign_max > 0,
+                np.clip(1.0 - self.redesign / self.redesign_max, 0.0, 1.0),
+                0.0,
+            )
+        d_thrift = p.thrift_rate_per_year / 12.0 * pressure[None, :] * thrift_room
+        d_redesign = p.redesign_rate_per_year / 12.0 * self.pressure_memory[None, :] * redesign_room
+        total = d_thrift + d_redesign
+        cap = p.max_substitution_per_year / 12.0
+        scale = np.where(total > cap, cap / np.maximum(total, 1e-300), 1.0)
+        self.thrift += d_thrift * scale  # increments are >= 0: no rebound when prices fall
+        self.redesign += d_redesign * scale
+
+        self.magnet_sales_ema = adapt(self.magnet_sales_ema, self.magnet_sold, 0.3)
+
+    # ------------------------------------------------------------------------- reporting
+    def substitution_share(self) -> float:
+        """Share of importers' REE demand (REO-equivalent) removed by thrift and redesign."""
+        weights = self.gross_need.copy()
+        weights[:, G_MAGNET] *= self.intensity.sum()
+        sub = (self.thrift + self.redesign) * weights
+        total = float(weights.sum())
+        return float(sub.sum() / total) if total > 0 else 0.0
+
+    def recycling_share(self) -> float:
+        """Share of importers' REE need (REO-equivalent) met by recycled material."""
+        w = np.array([1.0, 1.0, 1.0, float(self.intensity.sum())])
+        total = float((self.need * w).sum())
+        return float((self.recycled * w).sum() / total) if total > 0 else 0.0
+
+
+__all__ = ["PRODUCTS", "Manufacturer", "ManufacturerPopulation"]

@@ -1,0 +1,483 @@
+"""Miners: rare-earth projects outside the foreign supplier, one agent per deposit.
+
+Each project (``scenarios/data/miners_*.csv``, from DEP Table 1 or Table 3) has an ore basket of
+NdPr, Dy/Tb and Ce/La (co-production: every tonne of ore yields all three), a mine capacity, an
+optional integrated separation plant, capex, opex, lead times and reserves. State lives in arrays;
+``Miner`` agents are thin views.
+
+State machine (Riddle et al. 2015 deposit developers; CAL lead-time rows):
+``prospect -> financing -> construction -> ramp_up -> operating <-> idle``, and ``defaulted`` or
+``closed`` at the end. Rules, each with its parameter in ``miners``:
+
+- **Expectations**: adaptive (Nerlove) expectations of the price received per product.
+- **Seek finance** when permitted and the project's NPV at expected prices and ``discount_rate``
+  is positive; the bank decides (``sim.agents.bank``). Unfunded after ``financing_patience_months``:
+  shelved back to prospect for a year.
+- **Construction** spends capex evenly over ``construction_months``.
+- **Ramp-up** rises linearly to a ceiling over ``ramp_months``; with probability
+  ``ramp_ceiling_low_probability`` the ceiling is ``ramp_ceiling_low`` (McNulty 1998: complex
+  flowsheets, some never pass 60-70% of design).
+- **Produce or idle**: operate while expected basket value per kg REO is at least
+  ``idle_margin`` x opex; restart from idle above ``restart_margin`` x opex (hysteresis).
+- **Sell**: separated oxides are offered in the importing market at ``sell_ratio`` x expected
+  market price (kept in stock below that; at any price under a floor, which tops it up);
+  unseparated concentrate is sold to the foreign supplier at its home prices less
+  ``concentrate_discount``.
+- **Default** when cash falls below zero after opex, fixed costs and debt service.
+- **Equity value** of listed miners: expected discounted cash flow at current expectations,
+  financing terms and policy (a floor raises the price used, the bank's programme raises the chance
+  and lowers the cost of finance), times the chance of reaching production, less debt; it moves on
+  the month a policy is announced.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import mesa
+import numpy as np
+from numpy.typing import NDArray
+
+from sim.market import adapt
+from sim.params import PRODUCTS
+from sim.scenario import ScenarioError
+
+if TYPE_CHECKING:
+    from sim.model import RareEarthModel
+
+
+class State(IntEnum):
+    """Project life-cycle states."""
+
+    PROSPECT = 0
+    FINANCING = 1
+    CONSTRUCTION = 2
+    RAMP_UP = 3
+    OPERATING = 4
+    IDLE = 5
+    DEFAULTED = 6
+    CLOSED = 7
+
+
+STATUS_TO_STATE = {
+    "prospect": State.PROSPECT,
+    "financing": State.FINANCING,
+    "construction": State.CONSTRUCTION,
+    "ramp_up": State.RAMP_UP,
+    "operating": State.OPERATING,
+    "idle": State.IDLE,
+}
+CSV_COLUMNS = (
+    "name",
+    "country",
+    "owner",
+    "status",
+    "listed",
+    "ndpr_share",
+    "dytb_share",
+    "cela_share",
+    "mine_capacity_t_per_year",
+    "separation_capacity_t_per_year",
+    "capex_musd",
+    "opex_usd_per_kg",
+    "permit_months",
+    "construction_months",
+    "ramp_months",
+    "reserves_t",
+    "source",
+    "est_fields",
+)
+NUMERIC = CSV_COLUMNS[5:16]
+
+
+@dataclass(frozen=True)
+class Project:
+    """One row of a projects file."""
+
+    name: str
+    status: str
+    listed: bool
+    basket: tuple[float, float, float]
+    mine_capacity_t_per_year: float
+    separation_capacity_t_per_year: float
+    capex_musd: float
+    opex_usd_per_kg: float
+    permit_months: float
+    construction_months: float
+    ramp_months: float
+    reserves_t: float
+
+
+def read_projects(path: Path) -> list[Project]:
+    """Read and check a projects CSV; problems raise ``ScenarioError`` naming row and column."""
+    if not path.is_file():
+        raise ScenarioError(str(path), "population.miners_file", "no such file")
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ScenarioError(
+                str(path), "header", f"missing column(s) {missing}; expected {list(CSV_COLUMNS)}"
+            )
+        projects = []
+        for line, row in enumerate(reader, start=2):
+            values: dict[str, float] = {}
+            for col in NUMERIC:
+                try:
+                    values[col] = float(row[col])
+                except (TypeError, ValueError):
+                    raise ScenarioError(
+                        str(path), f"line {line} {col}", f"got {row[col]!r}; must be a number"
+                    ) from None
+                if not np.isfinite(values[col]) or values[col] < 0:
+                    raise ScenarioError(
+                        str(path),
+                        f"line {line} {col}",
+                        f"got {row[col]!r}; must be a finite number >= 0",
+                    )
+            status = row["status"].strip()
+            if status not in STATUS_TO_STATE:
+                raise ScenarioError(
+                    str(path),
+                    f"line {line} status",
+                    f"got {status!r}; allowed: {sorted(STATUS_TO_STATE)}",
+                )
+            basket = (values["ndpr_share"], values["dytb_share"], values["cela_share"])
+            if sum(basket) > 1.0 + 1e-9:
+                raise ScenarioError(
+                    str(path),
+                    f"line {line} basket",
+                    f"shares add up to {sum(basket):.3f}; must be <= 1",
+                )
+            projects.append(
+                Project(
+                    name=row["name"].strip(),
+                    status=status,
+                    listed=row["listed"].strip().lower() == "true",
+                    basket=basket,
+                    mine_capacity_t_per_year=values["mine_capacity_t_per_year"],
+                    separation_capacity_t_per_year=min(
+                        values["separation_capacity_t_per_year"], values["mine_capacity_t_per_year"]
+                    ),
+                    capex_musd=values["capex_musd"],
+                    opex_usd_per_kg=values["opex_usd_per_kg"],
+                    permit_months=values["permit_months"],
+                    construction_months=max(values["construction_months"], 1.0),
+                    ramp_months=max(values["ramp_months"], 1.0),
+                    reserves_t=values["reserves_t"],
+                )
+            )
+    return projects
+
+
+def choose_projects(
+    projects: list[Project], count: int | None, rng: np.random.Generator
+) -> list[Project]:
+    """The first ``count`` projects; beyond the file, resampled rows with jittered size."""
+    if count is None or count == len(projects):
+        return list(projects)
+    if count <= len(projects):
+        return list(projects[:count])
+    extra = []
+    prospects = [p for p in projects if p.status in {"prospect", "financing"}] or projects
+    for k in range(count - len(projects)):
+        base = prospects[int(rng.integers(len(prospects)))]
+        scale = float(rng.lognormal(0.0, 0.3))
+        extra.append(
+            Project(
+                name=f"{base.name} (synthetic {k + 1})",
+                status="prospect",
+                listed=base.listed,
+                basket=base.basket,
+                mine_capacity_t_per_year=base.mine_capacity_t_per_year * scale,
+                separation_capacity_t_per_year=base.separation_capacity_t_per_year * scale,
+                capex_musd=max(base.capex_musd, 50.0) * scale**0.8,
+                opex_usd_per_kg=base.opex_usd_per_kg * float(rng.lognormal(0.0, 0.15)),
+                permit_months=base.permit_months + float(rng.integers(0, 36)),
+                construction_months=base.construction_months,
+                ramp_months=base.ramp_months,
+                reserves_t=base.reserves_t * scale,
+            )
+        )
+    return list(projects) + extra
+
+
+class Miner(mesa.Agent):
+    """One project: a view into the fleet's arrays."""
+
+    def __init__(self, model: RareEarthModel, fleet: MinerFleet, index: int) -> None:
+        super().__init__(model)
+        self.fleet = fleet
+        self.index = index
+
+    @property
+    def name(self) -> str:
+        """Project name."""
+        return self.fleet.names[self.index]
+
+    @property
+    def state(self) -> State:
+        """Life-cycle state."""
+        return State(int(self.fleet.state[self.index]))
+
+    @property
+    def equity_value_musd(self) -> float:
+        """Market value of the equity (listed or not), US$ M."""
+        return float(self.fleet.equity_value[self.index])
+
+
+class MinerFleet:
+    """State and decision rules of all miners, as arrays."""
+
+    def __init__(self, model: RareEarthModel, projects: list[Project]) -> None:
+        self.model = model
+        self.p = model.params.miners
+        n = len(projects)
+        self.n = n
+        self.names = [p.name for p in projects]
+        self.listed = np.array([p.listed for p in projects], dtype=bool)
+        self.basket = np.array([p.basket for p in projects]).reshape(n, 3)
+        self.mine_cap = np.array([p.mine_capacity_t_per_year for p in projects])
+        self.sep_cap = np.array([p.separation_capacity_t_per_year for p in projects])
+        self.capex = np.array([p.capex_musd for p in projects])
+        self.opex = np.array([p.opex_usd_per_kg for p in projects])
+        self.permit_left = np.array([p.permit_months for p in projects])
+        self.construction_months = np.array([p.construction_months for p in projects])
+        self.ramp_months = np.array([p.ramp_months for p in projects])
+        self.reserves = np.array([p.reserves_t for p in projects])
+        self.state = np.array([STATUS_TO_STATE[p.status] for p in projects], dtype=np.int64)
+        self.months_in_state = np.zeros(n)
+        low = model.rng.random(n) < self.p.ramp_ceiling_low_probability
+        self.ramp_ceiling = np.where(low, self.p.ramp_ceiling_low, 1.0)
+        # Plants already operating at the start have passed their ramp-up.
+        self.ramp_ceiling[self.state == State.OPERATING] = 1.0
+
+        self.loan = np.zeros(n)
+        self.loan_rate = np.zeros(n)
+        self.loan_payment = np.zeros(n)
+        self.loan_months_left = np.zeros(n)
+        self.bank_equity = np.zeros(n)
+        self.gov_equity = np.zeros(n)
+        self.equity_value = np.zeros(n)
+        self.output_t = np.zeros(n)
+        self.util = np.zeros(n)
+        self.construction_spend = np.zeros(n)
+
+        self.accounts = model.ledger.open("miner", n)
+        ledger = model.ledger
+        # Opening cash: operating projects hold working capital; projects under construction hold
+        # the rest of their capex (already financed by their sponsors).
+        monthly_opex = self.mine_cap / 12.0 * self.opex * 1e-3
+        opening = np.where(
+            np.isin(self.state, [State.OPERATING, State.RAMP_UP, State.IDLE]),
+            monthly_opex * self.p.initial_cash_months,
+            0.0,
+        )
+        opening += np.where(self.state == State.CONSTRUCTION, self.capex, 0.0)
+        ledger.pay(model.acct["investors"], self.accounts, opening, "opening_equity")
+        self.expected = model.import_price[:3].copy()
+        self.expected_market = model.import_price[:3].copy()
+        self.separated_t = np.zeros(n)
+        self.agents = [Miner(model, self, i) for i in range(n)]
+
+    # ------------------------------------------------------------------------------ views
+    def in_state(self, *states: State) -> NDArray[np.bool_]:
+        """Mask of projects in any of ``states``."""
+        return np.isin(self.state, [int(s) for s in states])
+
+    def cash(self) -> NDArray[np.float64]:
+        """Cash by project, US$ M (a copy)."""
+        return self.model.ledger.money[self.accounts].copy()
+
+    def stock(self) -> NDArray[np.float64]:
+        """Oxide stocks by project (n x 3), t (a copy)."""
+        return self.model.ledger.tonnes[self.accounts][:, :3].copy()
+
+    def value_per_kg(
+        self, prices: NDArray[np.float64], foreign_prices: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """Value per kg REO mined: separated share at ``prices``, concentrate at foreign prices."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sep_share = np.where(self.mine_cap > 0, self.sep_cap / self.mine_cap, 0.0)
+        separated = self.basket @ prices
+        concentrate = self.basket @ foreign_prices * (1.0 - self.p.concentrate_discount)
+        return sep_share * separated + (1.0 - sep_share) * concentrate
+
+    def npv_musd(
+        self,
+        value_per_kg: NDArray[np.float64],
+        rate: float | NDArray[np.float64],
+        utilisation: float = 0.85,
+    ) -> NDArray[np.float64]:
+        """NPV of building now: discounted operating cash flow after construction, less capex."""
+        annual_cf = (
+            self.mine_cap * utilisation * (value_per_kg - self.opex) * 1e-3
+            - self.fixed_cost_musd() * 12.0
+        )
+        years = self.p.project_life_years
+        rate_arr = np.maximum(np.asarray(rate, dtype=float), 1e-6)
+        annuity = (1.0 - (1.0 + rate_arr) ** -years) / rate_arr
+        delay = (1.0 + rate_arr) ** -(self.construction_months / 12.0 + 1.0)
+        return annual_cf * annuity * delay - self.capex
+
+    def fixed_cost_musd(self) -> NDArray[np.float64]:
+        """Monthly fixed cost, US$ M."""
+        return self.p.fixed_cost_share * self.mine_cap / 12.0 * self.opex * 1e-3
+
+    # -------------------------------------------------------------------------- the month
+    def advance(self) -> None:
+        """State transitions for this month (before production)."""
+        model = self.model
+        self.months_in_state += 1
+        value = self.value_per_kg(self.expected_received(), model.foreign.expected_home)
+
+        prospect = self.in_state(State.PROSPECT)
+        self.permit_left = np.where(prospect, np.maximum(self.permit_left - 1, 0), self.permit_left)
+        npv = self.npv_musd(value, self.p.discount_rate)
+        ready = prospect & (self.permit_left <= 0) & (npv > 0) & (self.mine_cap > 0)
+        self._enter(ready, State.FINANCING, "seeks financing")
+
+        financing = np.nonzero(self.in_state(State.FINANCING))[0]
+        if financing.size:
+            approved = model.bank.decide(self, financing, value)
+            self._enter(approved, State.CONSTRUCTION, "financed; construction starts")
+            gave_up = self.in_state(State.FINANCING) & (
+                self.months_in_state >= self.p.financing_patience_months
+            )
+            self.permit_left = np.where(gave_up, 12.0, self.permit_left)
+            self._enter(gave_up, State.PROSPECT, "no finance; shelved")
+
+        building = self.in_state(State.CONSTRUCTION)
+        done = building & (self.months_in_state >= self.construction_months)
+        # Capex is spent in the construction_months before completion, not in the month after.
+        self.construction_spend = np.where(
+            building & ~done, self.capex / self.construction_months, 0.0
+        )
+        self._enter(done, State.RAMP_UP, "construction complete; ramp-up starts")
+        model.bank.start_repayment(self, done)
+
+        ramping = self.in_state(State.RAMP_UP)
+        ramped = ramping & (self.months_in_state >= self.ramp_months)
+        self._enter(ramped, State.OPERATING, "ramp-up complete")
+
+        ratio = np.divide(value, self.opex, out=np.full(self.n, np.inf), where=self.opex > 0)
+        to_idle = self.in_state(State.OPERATING, State.RAMP_UP) & (ratio < self.p.idle_margin)
+        self._enter(to_idle, State.IDLE, "idles: expected value below cash cost")
+        restart = self.in_state(State.IDLE) & (ratio >= self.p.restart_margin) & (self.reserves > 0)
+        self._enter(restart, State.OPERATING, "restarts")
+
+    def produce(self) -> None:
+        """Mine and separate this month's output; sell concentrate to the foreign supplier."""
+        model = self.model
+        ledger = model.ledger
+        ramping = self.in_state(State.RAMP_UP)
+        progress = np.clip(self.months_in_state / self.ramp_months, 0.0, 1.0)
+        self.util = np.where(ramping, self.ramp_ceiling * progress, 0.0)
+        self.util = np.where(self.in_state(State.OPERATING), self.ramp_ceiling, self.util)
+        self.output_t = np.minimum(self.mine_cap / 12.0 * self.util, self.reserves)
+        self.reserves = self.reserves - self.output_t
+        separated = np.minimum(self.output_t, self.sep_cap / 12.0 * self.util)
+        concentrate = self.output_t - separated
+        self.separated_t = separated
+        ground = model.acct["ground_domestic"]
+        for k, product in enumerate(PRODUCTS):
+            ledger.move(
+                product, ground, self.accounts, separated * self.basket[:, k], "mine_domestic"
+            )
+        if concentrate.any():
+            model.foreign.buy_concentrate(self, concentrate)
+        exhausted = (self.reserves <= 0) & self.in_state(State.OPERATING, State.RAMP_UP, State.IDLE)
+        self._enter(exhausted, State.CLOSED, "reserves exhausted; closed")
+
+    def offers(
+        self, k: int, floor: float | None
+    ) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
+        """Oxide offers of product ``k``: (accounts, t, ask US$/kg)."""
+        qty = self.model.ledger.tonnes[self.accounts, k].copy()
+        ask = 0.0 if floor is not None else self.p.sell_ratio * self.expected_market[k]
+        return self.accounts, qty, np.full(self.n, ask)
+
+    def pay_costs(self) -> None:
+        """Opex, fixed costs and construction spending to the wider economy."""
+        ledger = self.model.ledger
+        economy = self.model.acct["economy"]
+        active = self.in_state(State.OPERATING, State.RAMP_UP, State.IDLE)
+        ledger.pay(self.accounts, economy, self.output_t * self.opex * 1e-3, "miner_opex")
+        ledger.pay(
+            self.accounts,
+            economy,
+            np.where(active, self.fixed_cost_musd(), 0.0),
+            "miner_fixed_cost",
+        )
+        ledger.pay(self.accounts, economy, self.construction_spend, "capex")
+
+    def check_defaults(self) -> None:
+        """Projects that cannot pay their way default; the bank writes off what it cannot recover."""
+        alive = ~self.in_state(State.DEFAULTED, State.CLOSED, State.PROSPECT)
+        broke = alive & (self.cash() < -1e-9)
+        if broke.any():
+            self.model.bank.write_off(self, broke)
+            self._enter(broke, State.DEFAULTED, "defaults: cannot pay costs and debt service")
+
+    def learn(self, market_price: NDArray[np.float64], received: NDArray[np.float64]) -> None:
+        """Adaptive expectations of market and received prices."""
+        lam = self.p.expectation_lambda
+        self.expected = adapt(self.expected, received, lam)
+        self.expected_market = adapt(self.expected_market, market_price, lam)
+
+    def expected_received(self) -> NDArray[np.float64]:
+        """Expected price received: market expectation, raised to any floor in force."""
+        floors = self.model.floor_array()
+        return np.where(np.isnan(floors), self.expected, np.maximum(self.expected, floors))
+
+    def value_equity(self) -> None:
+        """Equity value (US$ M): discounted expected cash flows x chance of production - debt."""
+        model = self.model
+        bank = model.params.bank
+        programme = model.current.policy.bank_initiative
+        value = self.value_per_kg(self.expected_received(), model.foreign.expected_home)
+        rate = self.p.discount_rate - (
+            bank.hurdle_commercial - bank.hurdle_programme if programme else 0.0
+        )
+        floor_on = bool(np.any(~np.isnan(model.floor_array())))
+        annual_cf = (
+            self.mine_cap
+            * np.where(
+                self.in_state(State.OPERATING, State.RAMP_UP),
+                np.maximum(self.ramp_ceiling, 0.0),
+                0.85,
+            )
+            * (value - self.opex)
+            * 1e-3
+            - self.fixed_cost_musd() * 12.0
+        )
+        years = self.p.project_life_years
+        annuity = (1.0 - (1.0 + rate) ** -years) / rate
+        franchise = np.maximum(annual_cf, 0.0) * annuity
+        p_finance = 0.3 + (0.3 if programme else 0.0) + (0.2 if floor_on else 0.0)
+        chance = np.select(
+            [
+                self.in_state(State.OPERATING, State.RAMP_UP, State.IDLE),
+                self.in_state(State.CONSTRUCTION),
+                self.in_state(State.FINANCING),
+                self.in_state(State.PROSPECT),
+            ],
+            [1.0, 0.9, p_finance, 0.5 * p_finance],
+            default=0.0,
+        )
+        unfunded_capex = np.where(self.in_state(State.FINANCING, State.PROSPECT), self.capex, 0.0)
+        value_musd = chance * (franchise - unfunded_capex) + self.cash() - self.loan
+        self.equity_value = np.maximum(value_musd, 0.0)
+
+    def _enter(self, mask: NDArray[np.bool_], state: State, detail: str) -> None:
+        if not mask.any():
+            return
+        self.state = np.where(mask, int(state), self.state)
+        self.months_in_state = np.where(mask, 0.0, self.months_in_state)
+        kind = {State.DEFAULTED: "default", State.CLOSED: "closure"}.get(state, "miner_state")
+        for i in np.nonzero(mask)[0]:
+            self.model.log_event(self.names[i], kind, detail)
