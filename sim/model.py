@@ -263,6 +263,11 @@ class RareEarthModel(mesa.Model):
         foreign.produce()
         fleet.advance()
         fleet.produce()
+        unit_cost = (
+            float(pop.intensity @ pop.expected_price[:2])
+            + self.params.market.magnet_conversion_cost_usd_per_kg
+        )
+        pop.invest_in_magnets(self.month, unit_cost, float(pop.expected_price[3]))
         pop.make_magnets()
         pop.plan_needs(self.month)
         nameplate, operating = self.separation_capacity()

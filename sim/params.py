@@ -634,7 +634,8 @@ class Sector(Strict):
         description="sector demand at the start: t magnets/yr, or t Ce/La/yr for cela_user, or magnet capacity for magnet_maker",
     )
     wtp_multiple: float = Field(
-        ge=0, description="willingness to pay for this month's need, multiple of the expected price"
+        ge=0,
+        description="willingness to pay for this month's need, multiple of the reference price",
     )
     substitution_max: float = Field(
         ge=0, le=1, description="largest share of demand that redesign can remove"
@@ -845,6 +846,41 @@ class Manufacturers(Strict):
     recycling_max: float = param(0.15, "fraction", "EST", "largest recycled share", ge=0, le=1)
     recycling_mandate: float = param(
         0.0, "fraction", "-", "recycled share required by law (adds to the base)", ge=0, le=1
+    )
+    magnet_capex_usd_per_t_per_year: float = param(
+        90_000.0,
+        "US$ per t/yr",
+        "CAL: capex per t/yr of capacity (magnets ~ $90k, MP, EST)",
+        "capex of new magnet capacity",
+        ge=0,
+        le=1e8,
+        est_range=(60_000.0, 150_000.0),
+    )
+    magnet_build_months: int = param(
+        36,
+        "months",
+        "CAL: magnet plant ~3 years (MP Fort Worth)",
+        "months from commitment to new magnet capacity",
+        ge=0,
+        le=240,
+    )
+    magnet_expansion_rate_per_year: float = param(
+        0.2,
+        "fraction/yr",
+        "EST",
+        "capacity magnet makers commit per year while expansion pays",
+        ge=0,
+        le=5,
+        est_range=(0.05, 0.4),
+    )
+    magnet_invest_margin: float = param(
+        0.15,
+        "fraction",
+        "EST",
+        "expected magnet price must exceed full cost (cash + 10%/yr capital charge) by this share",
+        ge=0,
+        le=10,
+        est_range=(0.05, 0.5),
     )
     expectation_lambda: float = param(
         0.2,

@@ -39,11 +39,19 @@ def test_contract_keys_can_be_overridden(key, value):
     ("overrides", "key", "fragment"),
     [
         ({"policy.tarif.ndpr": "1"}, "policy.tarif", "did you mean 'tariff'"),
-        ({"policy.export_quota.ndpr": "-5"}, "policy.export_quota.ndpr", "greater than or equal to 0"),
+        (
+            {"policy.export_quota.ndpr": "-5"},
+            "policy.export_quota.ndpr",
+            "greater than or equal to 0",
+        ),
         ({"policy.tariff.ndpr": "abc"}, "policy.tariff.ndpr", "valid number"),
         ({"policy.tariff.ndpr": "nan"}, "policy.tariff.ndpr", "finite"),
         ({"scenario.start": "2025-13"}, "scenario.start", "YYYY-MM"),
-        ({"population.manufacturers": "0"}, "population.manufacturers", "greater than or equal to 1"),
+        (
+            {"population.manufacturers": "0"},
+            "population.manufacturers",
+            "greater than or equal to 1",
+        ),
     ],
 )
 def test_bad_values_name_file_key_and_allowed(overrides, key, fragment):

@@ -17,12 +17,15 @@ Decision rules (state in arrays, one row per manufacturer; ``Manufacturer`` agen
   once; its target rises by ``precaution`` x perceived supply risk (precautionary buying). Risk is a
   memory of shortages, licence or quota announcements and price jumps. Orders follow the
   stock-adjustment rule: need + (target - stock) / ``stock_adjust_months`` (Sterman 2000, ch. 17).
-- **Procurement**: two bid steps per good, this month's need at ``wtp_multiple`` x expected price
-  (material is a small share of product value), restocking at expected price x (1 + risk/2).
+- **Procurement**: two bid steps per good, this month's need at ``wtp_multiple`` x the reference
+  price (what the product can bear: material is a small share of its value), restocking at
+  expected price x (1 + risk/2), never above that willingness to pay.
 - **Stoppage**: a firm that can cover less than ``halt_threshold`` of its need stops this month
   (output zero, stock kept); otherwise it uses what it has up to its need.
 - **Magnet makers** make magnets from their oxide stock up to capacity and sell them at unit cost
-  (expected oxide cost + conversion cost).
+  (expected oxide cost + conversion cost). They commit new capacity, ``magnet_expansion_rate_per_year``
+  of their own, while the expected magnet price beats full cost by ``magnet_invest_margin``; it
+  arrives ``magnet_build_months`` later (CAL: magnet plant ~3 years, capex ~US$90k per t/yr).
 """
 
 from __future__ import annotations
@@ -153,6 +156,7 @@ class ManufacturerPopulation:
         self.planned_magnets = np.zeros(count)
         self.base_output: float | None = None
 
+        self.capacity_pipeline: dict[int, NDArray[np.float64]] = {}
         self.accounts = model.ledger.open("manufacturer", count)
         self.agents = [Manufacturer(model, self, i) for i in range(count)]
 
@@ -207,6 +211,32 @@ class ManufacturerPopulation:
         self.oxide_wanted = (plan[:, None] * per_t).sum(axis=0)
         self.oxide_used = (made[:, None] * per_t).sum(axis=0)
 
+    def invest_in_magnets(self, month: int, unit_cost: float, expected_price: float) -> None:
+        """Magnet makers commit new capacity while the expected price beats full cost by a margin.
+
+        Full cost = cash unit cost + a 10%/yr capital charge on ``magnet_capex_usd_per_t_per_year``;
+        capacity arrives ``magnet_build_months`` later (CAL: a magnet plant takes ~3 years).
+        """
+        arriving = self.capacity_pipeline.pop(month, None)
+        if arriving is not None:
+            self.capacity_t_per_year += arriving
+        mm = self.is_magnet_maker
+        p = self.p
+        capital_charge = 0.1 * p.magnet_capex_usd_per_t_per_year * 1e-3  # US$/kg
+        if not mm.any() or expected_price < (1.0 + p.magnet_invest_margin) * (
+            unit_cost + capital_charge
+        ):
+            return
+        added = np.where(
+            mm, self.capacity_t_per_year * p.magnet_expansion_rate_per_year / 12.0, 0.0
+        )
+        capex = added * p.magnet_capex_usd_per_t_per_year * 1e-6  # US$ M
+        ledger = self.model.ledger
+        ledger.pay(self.model.acct["investors"], self.accounts, capex, "magnet_investment_equity")
+        ledger.pay(self.accounts, self.model.acct["economy"], capex, "magnet_capex")
+        due = month + p.magnet_build_months
+        self.capacity_pipeline[due] = self.capacity_pipeline.get(due, 0.0) + added
+
     def magnet_offers(
         self, unit_cost: float
     ) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
@@ -252,12 +282,14 @@ class ManufacturerPopulation:
         wanted = np.maximum(need + (target - stock) / self.p.stock_adjust_months, 0.0)
         urgent = np.minimum(wanted, need)
         restock = wanted - urgent
-        price = self.expected_price[g]
+        # Willingness to pay for this month's need is anchored on the product's economics at the
+        # reference price (the material is a small share of product value), not on the latest
+        # price, so bids cannot chase prices up without limit.
+        wtp = self.wtp_multiple * self.reference_price[g]
+        restock_price = np.minimum(self.expected_price[g] * (1.0 + 0.5 * self.risk[g]), wtp)
         accounts = np.concatenate([self.accounts, self.accounts])
         qty = np.concatenate([urgent, restock])
-        bid = np.concatenate(
-            [self.wtp_multiple * price, np.full(self.n, price * (1.0 + 0.5 * self.risk[g]))]
-        )
+        bid = np.concatenate([wtp, restock_price])
         return accounts, qty, bid
 
     def use_material(self) -> None:
