@@ -150,7 +150,9 @@ def _miner_count(scenario: object) -> int:
 
 
 def _headline(summary: pd.DataFrame, name: str, n_seeds: int, elapsed: float) -> None:
-    table = Table(title=f"{name}: {n_seeds} seed(s), {elapsed:.1f} s (mean \\[min-max] across seeds)")
+    table = Table(
+        title=f"{name}: {n_seeds} seed(s), {elapsed:.1f} s (mean \\[min-max] across seeds)"
+    )
     table.add_column("metric")
     table.add_column("value", justify="right")
     metrics = [

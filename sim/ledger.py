@@ -12,6 +12,7 @@ columns and the stock-flow identities that ``sim.model`` checks every month.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import numpy as np
@@ -66,26 +67,37 @@ class Ledger:
 
     # ---------------------------------------------------------------------------- transfers
     def move(self, good: str, src: ArrayLike, dst: ArrayLike, amount: ArrayLike, flow: str) -> None:
-        """Move tonnes of ``good`` from ``src`` to ``dst`` account(s); arrays broadcast together."""
+        """Move tonnes of ``good`` from ``src`` to ``dst`` account(s); arrays broadcast together.
+
+        An array of accounts must not repeat an account (sum repeated steps first).
+        """
+        g = GOOD_INDEX[good]
+        if _is_index(src) and _is_index(dst) and isinstance(amount, float | int):
+            value = _checked_scalar(amount, flow)
+            self.tonnes[src, g] -= value
+            self.tonnes[dst, g] += value
+            self.tonne_flows[flow, good] += value
+            return
         amount_arr = np.asarray(amount, dtype=float)
         _check_amount(amount_arr, flow)
-        g = GOOD_INDEX[good]
-        src_arr, dst_arr, amount_arr = np.broadcast_arrays(
-            np.asarray(src), np.asarray(dst), amount_arr
-        )
-        np.subtract.at(self.tonnes[:, g], src_arr.ravel(), amount_arr.ravel())
-        np.add.at(self.tonnes[:, g], dst_arr.ravel(), amount_arr.ravel())
+        column = self.tonnes[:, g]
+        _apply(column, src, dst, amount_arr)
         self.tonne_flows[flow, good] += float(amount_arr.sum())
 
     def pay(self, src: ArrayLike, dst: ArrayLike, amount_musd: ArrayLike, flow: str) -> None:
-        """Pay US$ million from ``src`` to ``dst`` account(s); arrays broadcast together."""
+        """Pay US$ million from ``src`` to ``dst`` account(s); arrays broadcast together.
+
+        An array of accounts must not repeat an account (sum repeated steps first).
+        """
+        if _is_index(src) and _is_index(dst) and isinstance(amount_musd, float | int):
+            value = _checked_scalar(amount_musd, flow)
+            self.money[src] -= value
+            self.money[dst] += value
+            self.money_flows[flow] += value
+            return
         amount_arr = np.asarray(amount_musd, dtype=float)
         _check_amount(amount_arr, flow)
-        src_arr, dst_arr, amount_arr = np.broadcast_arrays(
-            np.asarray(src), np.asarray(dst), amount_arr
-        )
-        np.subtract.at(self.money, src_arr.ravel(), amount_arr.ravel())
-        np.add.at(self.money, dst_arr.ravel(), amount_arr.ravel())
+        _apply(self.money, src, dst, amount_arr)
         self.money_flows[flow] += float(amount_arr.sum())
 
     # ------------------------------------------------------------------------------ reading
@@ -114,8 +126,40 @@ class Ledger:
         return tonnes, money
 
 
+def _is_index(account: object) -> bool:
+    return isinstance(account, int | np.integer)
+
+
+def _checked_scalar(amount: float, flow: str) -> float:
+    value = float(amount)
+    if not math.isfinite(value) or value < -1e-9:
+        msg = f"transfer {flow!r} with invalid amount {value}: amounts must be finite and >= 0"
+        raise NegativeTransferError(msg)
+    return value
+
+
+def _apply(
+    column: NDArray[np.float64], src: ArrayLike, dst: ArrayLike, amount: NDArray[np.float64]
+) -> None:
+    """Debit ``src`` and credit ``dst`` by ``amount`` (scalars or arrays of distinct accounts).
+
+    A scalar account facing an array of amounts is debited or credited with their sum; arrays of
+    accounts are distinct, so plain fancy-indexed updates are exact (no ``ufunc.at`` needed).
+    """
+    total = float(amount.sum())
+    if np.ndim(src) == 0:
+        column[src] -= total  # type: ignore[index]
+    else:
+        column[np.asarray(src)] -= amount
+    if np.ndim(dst) == 0:
+        column[dst] += total  # type: ignore[index]
+    else:
+        column[np.asarray(dst)] += amount
+
+
 def _check_amount(amount: NDArray[np.float64], flow: str) -> None:
-    if not np.all(np.isfinite(amount)) or np.any(amount < -1e-9):
+    # One reduction catches NaN and infinity (they propagate into the sum); one more for signs.
+    if amount.size and (not np.isfinite(amount.sum()) or amount.min() < -1e-9):
         bad = amount[~np.isfinite(amount) | (amount < -1e-9)]
         msg = f"transfer {flow!r} with invalid amount(s) {bad[:5].tolist()}: amounts must be finite and >= 0"
         raise NegativeTransferError(msg)

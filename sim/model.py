@@ -408,8 +408,9 @@ class RareEarthModel(mesa.Model):
         ledger.move(
             good, self.government.stockpile_account, clearing, fill_release, "stockpile_release"
         )
-        fill_buy = result.bid_fill[:-1]
-        ledger.move(good, b_acc, b_acc, 0.0, "purchase")  # keeps the label even in empty months
+        # Each firm bid two steps (need, restock): sum them per firm before moving goods.
+        fill_buy = result.bid_fill[: pop.n] + result.bid_fill[pop.n : 2 * pop.n]
+        b_acc = pop.accounts
         ledger.move(good, clearing, b_acc, fill_buy, "purchase")
         outlet_fill = float(result.bid_fill[-1])
         ledger.move(good, clearing, foreign.account, outlet_fill, "outlet_export")

@@ -287,7 +287,10 @@ class MinerFleet:
     # ------------------------------------------------------------------------------ views
     def in_state(self, *states: State) -> NDArray[np.bool_]:
         """Mask of projects in any of ``states``."""
-        return np.isin(self.state, [int(s) for s in states])
+        mask = self.state == int(states[0])
+        for state in states[1:]:
+            mask |= self.state == int(state)
+        return mask
 
     def cash(self) -> NDArray[np.float64]:
         """Cash by project, US$ M (a copy)."""
