@@ -1,0 +1,1 @@
+"""Benchmarks (pytest-benchmark); ``make bench`` runs them with timing switched on."""
