@@ -2,7 +2,7 @@
 
 Every tonne (per good) and every US$ million sits in an account. Agents own accounts; the outside
 world is represented by source and sink accounts (the ground a mine digs from, scrap, goods
-consumed, the wider economy that is paid wages and reagents, investors, the treasury). A transfer
+consumed, the wider economy that is paid wages and reagents, investors, final customers). A transfer
 debits one account and credits another by the same amount, so the sum over all accounts of each
 good and of money stays zero for ever; ``residuals`` reports how far rounding has moved it.
 
@@ -82,7 +82,11 @@ class Ledger:
         _check_amount(amount_arr, flow)
         column = self.tonnes[:, g]
         _apply(column, src, dst, amount_arr)
-        self.tonne_flows[flow, good] += float(amount_arr.sum())
+        self.tonne_flows[flow, good] += float(
+            np.broadcast_to(
+                amount_arr, np.broadcast_shapes(np.shape(src), np.shape(dst), amount_arr.shape)
+            ).sum()
+        )
 
     def pay(self, src: ArrayLike, dst: ArrayLike, amount_musd: ArrayLike, flow: str) -> None:
         """Pay US$ million from ``src`` to ``dst`` account(s); arrays broadcast together.
@@ -98,7 +102,8 @@ class Ledger:
         amount_arr = np.asarray(amount_musd, dtype=float)
         _check_amount(amount_arr, flow)
         _apply(self.money, src, dst, amount_arr)
-        self.money_flows[flow] += float(amount_arr.sum())
+        shape = np.broadcast_shapes(np.shape(src), np.shape(dst), amount_arr.shape)
+        self.money_flows[flow] += float(np.broadcast_to(amount_arr, shape).sum())
 
     # ------------------------------------------------------------------------------ reading
     def held(self, good: str, accounts: ArrayLike) -> NDArray[np.float64]:
@@ -146,6 +151,9 @@ def _apply(
     A scalar account facing an array of amounts is debited or credited with their sum; arrays of
     accounts are distinct, so plain fancy-indexed updates are exact (no ``ufunc.at`` needed).
     """
+    shape = np.broadcast_shapes(np.shape(src), np.shape(dst), amount.shape)
+    if amount.shape != shape:
+        amount = np.broadcast_to(amount, shape)
     total = float(amount.sum())
     if np.ndim(src) == 0:
         column[src] -= total  # type: ignore[index]

@@ -30,7 +30,7 @@ from sim.market import clear_call_auction
 from sim.params import GOODS, PRODUCTS, Scenario
 from sim.scenario import SCENARIO_DIR, ScenarioError, load_scenario, set_dotted, validate
 
-BALANCE_TOLERANCE = 1e-6  # relative to the flows of the month
+BALANCE_TOLERANCE = 1e-6  # relative to the largest holding (tonnes) or balance (US$ M)
 COL = {name: i for i, name in enumerate(TIMESERIES_COLUMNS)}
 
 # Flows that cross the boundary of each layer's holdings, with their sign.
@@ -154,7 +154,8 @@ class RareEarthModel(mesa.Model):
         self.applications = self.foreign.export_plan.copy()
         self.last_unmet_share = np.zeros(4)
         self.defaults_cum = 0
-        self.entrant_capacity_start = self.separation_capacity()[1]
+        self.quota_set_year = int(self.start[:4])
+        self.previous_caps = np.full(4, np.inf)
         self.running = True
 
     # --------------------------------------------------------------------------- policy
@@ -185,11 +186,18 @@ class RareEarthModel(mesa.Model):
         except ScenarioError:
             raise
         self.current = updated.model_copy(update={"schedule": self.params.schedule})
+        if key.startswith(("foreign.mine_quota", "foreign.separation_quota")):
+            self.quota_set_year = int(add_months(self.start, self.month)[:4])
         self.log_event(
             "government" if key.startswith(("policy", "government")) else "foreign_supplier",
             "policy",
             f"{key} = {value!r}" + (f" ({source})" if source else ""),
         )
+
+    def years_since_quota_set(self) -> int:
+        """Whole calendar years since the foreign quotas were last set (growth applies each January)."""
+        year = int(add_months(self.start, self.month)[:4])
+        return max(year - self.quota_set_year, 0)
 
     def log_event(self, agent: str, kind: str, detail: str) -> None:
         """Record a dated discrete event."""
@@ -295,7 +303,13 @@ class RareEarthModel(mesa.Model):
                 )
             foreign.price_export[g] = max((price - self.freight[g]) / (1.0 + tariffs[g]), 0.0)
         foreign.sell_home()
+        was_halted = pop.halted.copy()
         pop.use_material()
+        for i in np.nonzero(pop.halted & ~was_halted)[0]:
+            sector = pop.agents[i].sector
+            self.log_event(
+                f"manufacturer[{i}]", "stoppage", f"{sector} plant stops for lack of material"
+            )
         # Manufacturers pass material costs on to their customers in the month they incur them.
         ledger.pay(
             self.acct["final_customers"],
@@ -324,7 +338,9 @@ class RareEarthModel(mesa.Model):
         price_ratio = float(np.max(self.import_price / self.reference_import_price))
         self.government.watch(halted_share, float(unmet_share.max()), price_ratio)
 
-        alerts = np.array([1.0 if (foreign.caps[g] < np.inf) else 0.0 for g in range(4)])
+        # Buyers are alarmed by a new or tighter restriction, not by one long in force.
+        alerts = (foreign.caps < self.previous_caps * 0.9).astype(float)
+        self.previous_caps = foreign.caps.copy()
         fleet.learn(
             self.import_price[:3], np.array([row[COL[f"price_received_{p}"]] for p in PRODUCTS])
         )

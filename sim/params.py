@@ -313,7 +313,7 @@ class Foreign(Strict):
     home_demand_growth_per_year: float = param(
         0.06,
         "fraction/yr",
-        "DEM: section 2 aggregate growth (Adamas CAGR 8.7% magnets; slower for Ce/La)",
+        "EST: DEM section 2 aggregate growth (Adamas CAGR 8.7% magnets; slower for Ce/La)",
         "growth of home demand",
         ge=-0.5,
         le=1,
@@ -370,7 +370,7 @@ class Foreign(Strict):
     illicit_max_share: float = param(
         0.3,
         "fraction",
-        "CAL: illicit exports (~20,000 t in 2008, one-third of all leaving)",
+        "EST from CAL: illicit exports (~20,000 t in 2008, one-third of all leaving)",
         "illicit exports as a share of licit export plans at a large price gap",
         ge=0,
         le=1,
@@ -406,7 +406,7 @@ class Foreign(Strict):
     defend_price_ratio: float = param(
         0.8,
         "fraction of reference",
-        "CAL: the dominant supplier defends prices (AP 2011)",
+        "EST: level not published; mechanism CAL: the dominant supplier defends prices (AP 2011)",
         "home price below which the state buys into stock instead of selling",
         ge=0,
         le=10,
@@ -726,7 +726,7 @@ class Manufacturers(Strict):
     precaution: float = param(
         1.0,
         "fraction",
-        "DEM: section 6 (1-3 months working, 3-6 months strategic)",
+        "EST from DEM: section 6 (1-3 months working, 3-6 months strategic)",
         "extra stock target at full perceived risk (1.0 = double)",
         ge=0,
         le=20,
@@ -1023,7 +1023,7 @@ class Bank(Strict):
     price_haircut: float = param(
         0.8,
         "fraction",
-        "CAL: project finance (lenders test at conservative prices)",
+        "EST: size not published; CAL: project finance (lenders test at conservative prices)",
         "bank's price deck as a share of its expectation",
         ge=0,
         le=2,

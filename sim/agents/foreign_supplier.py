@@ -5,10 +5,12 @@ sets quotas, taxes and licences (Mancheri et al. 2019: separate home and rest-of
 layers with their own inventories). Decision rules, parameters in ``foreign``:
 
 - **Production** at the separation quota, from mined ore, imported feed and concentrate bought
-  from miners abroad (CAL: output equals the quota); quotas grow each January by
-  ``quota_growth_per_year`` (the state plans supply to demand); cash cost
-  ``production_cost_usd_per_kg``.
-- **Export offers** per oxide and for magnets at an FOB ask of the expected home price (plus export
+  (CAL: output equals the quota); quotas grow each January by ``quota_growth_per_year`` counted
+  from the year they were last set (the state plans supply to demand); cash cost
+  ``production_cost_usd_per_kg``. Concentrate bought from miners abroad is separated on top of
+  the quota, its cost included in the price paid.
+- **Export offers** per oxide and for magnets at an FOB ask of the higher of the expected and the
+  current home price (plus export
   tax, CAL/OECD row), so without restrictions import prices track home prices plus trade costs.
   The quantity is capped by the export quota (``policy.export_quota``, spread evenly over the
   year) and, under a licence regime, by licences approved ``delay_months`` earlier for
@@ -121,7 +123,7 @@ class ForeignSupplier(mesa.Agent):
     def separated_t_per_month(self) -> float:
         """Separated output this month at the quotas in force, t REO."""
         cur = self.model.current.foreign
-        growth = (1.0 + self.p.quota_growth_per_year) ** (self.model.month // 12)
+        growth = (1.0 + self.p.quota_growth_per_year) ** self.model.years_since_quota_set()
         return (
             min(
                 cur.separation_quota_t_per_year,
@@ -150,7 +152,7 @@ class ForeignSupplier(mesa.Agent):
             output * self.p.production_cost_usd_per_kg * 1e-3,
             "foreign_cost",
         )
-        growth = (1.0 + self.p.quota_growth_per_year) ** (model.month // 12)
+        growth = (1.0 + self.p.quota_growth_per_year) ** model.years_since_quota_set()
         self.mined_t = min(model.current.foreign.mine_quota_t_per_year * growth / 12.0, output)
 
     def buy_concentrate(self, fleet: MinerFleet, concentrate_t: NDArray[np.float64]) -> None:
@@ -228,7 +230,7 @@ class ForeignSupplier(mesa.Agent):
                 cap = min(cap, allowance)
             else:
                 pipe.clear()
-            if self.predating:
+            if self.predating and good == "ndpr":
                 cap = np.inf
             self.caps[g] = cap
 

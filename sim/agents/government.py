@@ -11,7 +11,7 @@ Levers are the scenario's ``policy`` keys, changed by date through the scenario'
 - **Reaction function**: when the share of manufacturers halted, the share of demand unmet or the
   landed-to-reference price ratio crosses its trigger, the government decides after
   ``lag_months`` (CAL: the DoD-MP deal came three months after the April 2025 controls): it sets
-  the configured price floors, puts ``equity_musd`` into projects seeking finance or building
+  the configured price floors, puts ``equity_musd`` into projects not yet built
   (best NPV first, which also cuts the bank's hurdle for them), and releases its stockpile over
   ``stockpile_release_months``. Each response happens once.
 """
@@ -99,7 +99,7 @@ class Government(mesa.Agent):
             )
 
     def take_equity(self, fleet: MinerFleet, budget_musd: float) -> None:
-        """Put equity into projects seeking finance or building, best NPV per capex first."""
+        """Put equity into projects not yet built (prospects, seeking finance, building), best NPV per capex first."""
         model = self.model
         candidates = np.nonzero(
             fleet.in_state(State.FINANCING, State.CONSTRUCTION, State.PROSPECT) & (fleet.capex > 0)

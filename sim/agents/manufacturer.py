@@ -204,6 +204,10 @@ class ManufacturerPopulation:
         ledger.move("ndpr", idx, sink, made * per_t[:, 0], "magnet_input_domestic")
         ledger.move("dytb", idx, sink, made * per_t[:, 1], "magnet_input_domestic")
         ledger.move("magnet", self.model.acct["magnet_making"], idx, made, "magnet_made_domestic")
+        conversion = self.model.params.market.magnet_conversion_cost_usd_per_kg
+        ledger.pay(
+            idx, self.model.acct["economy"], made * conversion * 1e-3, "magnet_conversion_cost"
+        )
         self.planned_magnets[:] = 0.0
         self.planned_magnets[mm] = plan
         self.magnet_made = made
@@ -234,6 +238,9 @@ class ManufacturerPopulation:
         ledger = self.model.ledger
         ledger.pay(self.model.acct["investors"], self.accounts, capex, "magnet_investment_equity")
         ledger.pay(self.accounts, self.model.acct["economy"], capex, "magnet_capex")
+        if p.magnet_build_months == 0:
+            self.capacity_t_per_year += added
+            return
         due = month + p.magnet_build_months
         self.capacity_pipeline[due] = self.capacity_pipeline.get(due, 0.0) + added
 

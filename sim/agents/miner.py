@@ -443,8 +443,11 @@ class MinerFleet:
         bank = model.params.bank
         programme = model.current.policy.bank_initiative
         value = self.value_per_kg(self.expected_received(), model.foreign.expected_home)
-        rate = self.p.discount_rate - (
-            bank.hurdle_commercial - bank.hurdle_programme if programme else 0.0
+        # Cheaper finance lowers the discount rate, never below 1%/yr.
+        rate = max(
+            self.p.discount_rate
+            - (bank.hurdle_commercial - bank.hurdle_programme if programme else 0.0),
+            0.01,
         )
         floor_on = bool(np.any(~np.isnan(model.floor_array())))
         annual_cf = (
