@@ -15,6 +15,7 @@ The foreign supplier's home market has an aggregate isoelastic demand curve rath
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,8 +62,11 @@ def clear_call_auction(
     bid_p = np.asarray(bid_p, dtype=float)
     ask_q = np.asarray(ask_q, dtype=float)
     ask_p = np.asarray(ask_p, dtype=float)
-    bid_live = bid_q > 0
-    ask_live = ask_q > 0
+    # Dust (quantities below a billionth of the book, e.g. remainders of pro-rata fills) is
+    # ignored, so that it cannot move the price.
+    dust = 1e-9 * max(float(bid_q.sum()), float(ask_q.sum()), 1.0)
+    bid_live = bid_q > dust
+    ask_live = ask_q > dust
     no_fill_b = np.zeros_like(bid_q)
     no_fill_a = np.zeros_like(ask_q)
     if not bid_live.any() and not ask_live.any():
@@ -111,8 +115,8 @@ def clear_call_auction(
     upper = min(b_m, a_next)
     price = 0.5 * (lower + upper) if lower <= upper else 0.5 * (a_m + b_m)
 
-    bid_fill = _fill(bid_q, bid_p, quantity, b_m, above=True)
-    ask_fill = _fill(ask_q, ask_p, quantity, a_m, above=False)
+    bid_fill = _fill(np.where(bid_live, bid_q, 0.0), bid_p, quantity, b_m, above=True)
+    ask_fill = _fill(np.where(ask_live, ask_q, 0.0), ask_p, quantity, a_m, above=False)
     return Clearing(float(price), quantity, bid_fill, ask_fill)
 
 
@@ -136,30 +140,34 @@ def clear_against_curve(
     demand_ref_t: float,
     price_ref: float,
     elasticity: float,
+    choke_ratio: float = 10.0,
 ) -> tuple[float, float]:
     """Clear one seller's offer against an isoelastic demand curve D(p) = D_ref (p / p_ref)^e.
 
     The seller offers ``offer_t`` at no less than ``reservation_price``; what does not sell at the
-    reservation price is kept. This is the call auction's result against a continuous curve.
+    reservation price is kept. Above the choke price ``choke_ratio`` x ``p_ref`` buyers stop
+    bidding more (the curve is capped there), so a short offer sells whole at no more than the
+    choke price, whatever the elasticity: the price is continuous in the offer and in the
+    elasticity, including at e = 0. This is the call auction's result against a continuous curve.
 
     Returns:
         (price, quantity sold).
     """
+    choke = max(choke_ratio * price_ref, reservation_price)
     if demand_ref_t <= 0:
         return reservation_price, 0.0
-    if elasticity == 0:
-        sold = min(offer_t, demand_ref_t)
-        if offer_t >= demand_ref_t:
-            return reservation_price, sold
-        # Perfectly inelastic demand short of supply: price set by the curve's cap (10x ref).
-        return max(reservation_price, 10.0 * price_ref), sold
-    demand_at_reservation = demand_ref_t * (reservation_price / price_ref) ** elasticity
+    demand_at_reservation = (
+        demand_ref_t * (reservation_price / price_ref) ** elasticity if elasticity else demand_ref_t
+    )
     if offer_t >= demand_at_reservation:
         return reservation_price, demand_at_reservation
     if offer_t <= 0:
-        return max(reservation_price, 10.0 * price_ref), 0.0
-    price = price_ref * (offer_t / demand_ref_t) ** (1.0 / elasticity)
-    return price, offer_t
+        return choke, 0.0
+    # Solve D(p) = offer in logs so that tiny offers or elasticities near zero cannot overflow.
+    log_ratio = math.log(offer_t / demand_ref_t)
+    if elasticity == 0 or log_ratio / elasticity >= math.log(choke / price_ref):
+        return choke, offer_t
+    return max(price_ref * math.exp(log_ratio / elasticity), reservation_price), offer_t
 
 
 def adapt(expected: FloatArray | float, observed: FloatArray | float, weight: float) -> FloatArray:

@@ -385,6 +385,24 @@ class Foreign(Strict):
         le=100,
         est_range=(0.3, 3.0),
     )
+    holdback_full_growth: float = param(
+        0.25,
+        "fraction/yr",
+        "EST: rise in the expected price at which the full share is held back",
+        "expected-price growth over a year that triggers the largest holdback",
+        gt=0,
+        le=10,
+        est_range=(0.1, 0.5),
+    )
+    home_choke_price_ratio: float = param(
+        10.0,
+        "ratio",
+        "EST: home buyers stop bidding more above this multiple of the reference price",
+        "cap of the home demand curve, multiple of the reference price",
+        gt=1,
+        le=1000,
+        est_range=(5.0, 20.0),
+    )
     holdback_max_share: float = param(
         0.3,
         "fraction",

