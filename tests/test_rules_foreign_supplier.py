@@ -164,7 +164,9 @@ def test_predation_trigger_lifts_ndpr_cap_and_prices_below_entrants_cost():
 def quiet_prices(model: RareEarthModel) -> None:
     foreign = model.foreign
     foreign.price_home = np.array([50.0, 300.0, 1.5])
-    foreign.expected_home = foreign.price_home.copy()  # no trend: nothing held back
+    foreign.expected_home = foreign.price_home.copy()
+    # A year of flat expectations: no rise, nothing held back.
+    foreign.expectation_history.extend([foreign.expected_home.copy()] * 12)
     foreign.price_export = np.array([50.0, 300.0, 1.5, 49.0])
 
 
@@ -172,15 +174,20 @@ def test_export_asks_and_quantities_with_holdback_and_tax():
     model = tiny(**{"foreign.export_tax.ndpr": 0.1})
     foreign = model.foreign
     quiet_prices(model)
-    foreign.expected_home[NDPR] = 55.0  # 10% above the price: trend 0.4, holdback 0.3 x 0.4
+    # The NdPr expectation rose from 50 a year ago to 55: growth 0.1 of the 0.25 that triggers
+    # the full 0.3, so the target share is 0.12 and a quarter of the way there is 0.03.
+    foreign.expected_home[NDPR] = 55.0
     target = foreign.stock_target()
     model.ledger.tonnes[foreign.account, :3] = target  # stock at target
     offers = foreign.export_offers(0.0, 0.0, 0.0)
-    assert foreign.holdback == pytest.approx(0.12)
+    assert foreign.holdback == pytest.approx([0.03, 0.0, 0.0])
     # Ask: the higher of expected and current home price, plus export tax.
     assert offers["ask"][:3] == pytest.approx([55.0 * 1.1, 300.0, 1.5])
     # Exportable: stock above half the target, less what is held back.
-    assert offers["qty"][:3] == pytest.approx(0.5 * target * 0.88)
+    assert offers["qty"][:3] == pytest.approx(0.5 * target * np.array([0.97, 1.0, 1.0]))
+    # A second month with the same signal moves another quarter of the remaining gap.
+    foreign.export_offers(0.0, 0.0, 0.0)
+    assert foreign.holdback[NDPR] == pytest.approx(0.03 + 0.25 * (0.12 - 0.03))
     # Magnet ask: oxide content at home prices plus the conversion cost that makes the ask equal
     # the reference export price at reference prices (49 - 0.3 x 56 - 0.008 x 370 = 29.24).
     assert offers["ask"][MAGNET] == pytest.approx(0.3 * 55.0 + 0.008 * 300.0 + 29.24)
