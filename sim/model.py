@@ -148,6 +148,14 @@ class RareEarthModel(mesa.Model):
             read_projects(projects_path), scenario.population.miners, self.rng
         )
         self.miners = MinerFleet(self, projects)
+        self.contracts_by_date: dict[str, list[Any]] = {}
+        for i, contract in enumerate(scenario.government.contracts):
+            if contract.miner not in self.miners.index_of:
+                known = ", ".join(sorted(self.miners.index_of))
+                where = f"scenario {scenario.scenario.name!r}"
+                problem = f"got {contract.miner!r}; no such project in {scenario.population.miners_file}; known: {known}"
+                raise ScenarioError(where, f"government.contracts[{i}].miner", problem)
+            self.contracts_by_date.setdefault(contract.date, []).append(contract)
         self.manufacturers = ManufacturerPopulation(self, scenario.population.manufacturers)
         self._open_stocks()
 
@@ -266,11 +274,14 @@ class RareEarthModel(mesa.Model):
         before_foreign = ledger.tonnes[self.foreign.account].copy()
         before_gov = float(ledger.money[self.government.account])
         before_bank = float(ledger.money[self.bank.account])
+        self.government.sign_contracts(self.miners, date)
 
         fleet, pop, foreign = self.miners, self.manufacturers, self.foreign
         foreign.produce()
         fleet.advance()
         fleet.produce()
+        fleet.make_magnets(pop.intensity, self.params.market.magnet_conversion_cost_usd_per_kg)
+        self.government.take_offtake(fleet)
         unit_cost = (
             float(pop.intensity @ pop.expected_price[:2])
             + self.params.market.magnet_conversion_cost_usd_per_kg
@@ -320,6 +331,7 @@ class RareEarthModel(mesa.Model):
 
         fleet.pay_costs()
         self.bank.collect(fleet)
+        self.government.collect_loans(fleet)
         defaulted_before = int(fleet.in_state(State.DEFAULTED).sum())
         fleet.check_defaults()
         self.defaults_cum += int(fleet.in_state(State.DEFAULTED).sum()) - defaulted_before
@@ -341,9 +353,7 @@ class RareEarthModel(mesa.Model):
         # Buyers are alarmed by a new or tighter restriction, not by one long in force.
         alerts = (foreign.caps < self.previous_caps * 0.9).astype(float)
         self.previous_caps = foreign.caps.copy()
-        fleet.learn(
-            self.import_price[:3], np.array([row[COL[f"price_received_{p}"]] for p in PRODUCTS])
-        )
+        fleet.learn(self.import_price[:3])
         self.bank.learn(self.import_price[:3])
         foreign.learn()
         pop.learn(self.import_price, unmet_share, alerts)
@@ -390,13 +400,17 @@ class RareEarthModel(mesa.Model):
 
         # Sellers: miners (oxides) or magnet makers (magnets), foreign licit and illicit, stockpile.
         if g < 3:
-            s_acc, s_q, s_p = fleet.offers(g, None if np.isnan(floors[g]) else float(floors[g]))
+            s_acc, s_q, s_p = fleet.offers(g)
         else:
-            unit_cost = (
-                float(pop.intensity @ pop.expected_price[:2])
-                + self.params.market.magnet_conversion_cost_usd_per_kg
-            )
-            s_acc, s_q, s_p = pop.magnet_offers(unit_cost)
+            conversion = self.params.market.magnet_conversion_cost_usd_per_kg
+            unit_cost = float(pop.intensity @ pop.expected_price[:2]) + conversion
+            m_acc, m_q, m_p = pop.magnet_offers(unit_cost)
+            # Miners' integrated magnet stages sell their magnet stock at their own unit cost.
+            own_cost = pop.intensity[0] * fleet.expected_market[0] + conversion
+            miner_q = self.ledger.tonnes[fleet.accounts, 3].copy()
+            s_acc = np.concatenate([m_acc, fleet.accounts])
+            s_q = np.concatenate([m_q, miner_q])
+            s_p = np.concatenate([m_p, np.full(fleet.n, own_cost)])
         n_dom = s_q.size
         ask_q = np.concatenate([s_q, [offers["qty"][g], offers["illicit_qty"][g], release[g]]])
         ask_p = np.concatenate(
@@ -455,7 +469,7 @@ class RareEarthModel(mesa.Model):
             received = self.government.settle_floor(fleet, g, fill_dom, price)
         else:
             pop.magnet_sold = np.zeros(pop.n)
-            pop.magnet_sold[pop.is_magnet_maker] = fill_dom
+            pop.magnet_sold[pop.is_magnet_maker] = fill_dom[: int(pop.is_magnet_maker.sum())]
         return price, received, imported
 
     # ------------------------------------------------------------------------- recording
@@ -506,8 +520,9 @@ class RareEarthModel(mesa.Model):
         row[COL["mine_share_foreign"]] = foreign_mined / total if total > 0 else np.nan
         row[COL["capacity_domestic_nameplate_t"]] = nameplate
         row[COL["capacity_domestic_operating_t"]] = operating
+        miner_stages = fleet.magnet_cap[~fleet.in_state(State.DEFAULTED, State.CLOSED)].sum()
         row[COL["capacity_domestic_magnet_t"]] = float(
-            pop.capacity_t_per_year[pop.is_magnet_maker & ~pop.halted].sum()
+            pop.capacity_t_per_year[pop.is_magnet_maker & ~pop.halted].sum() + miner_stages
         )
         row[COL["miners_active"]] = int(fleet.in_state(State.OPERATING, State.RAMP_UP).sum())
         row[COL["miners_financing"]] = int(fleet.in_state(State.FINANCING).sum())
@@ -573,6 +588,10 @@ class RareEarthModel(mesa.Model):
             + ledger.money_flow("stockpile_sales")
             - ledger.money_flow("floor_payments")
             - ledger.money_flow("gov_equity")
+            + ledger.money_flow("gov_loan_service")
+            - ledger.money_flow("gov_loan_disbursed")
+            - ledger.money_flow("grant")
+            - ledger.money_flow("offtake_purchases")
         )
         bank_flow = (
             ledger.money_flow("loan_interest")

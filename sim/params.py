@@ -664,10 +664,12 @@ class Sector(Strict):
 def _default_sectors() -> dict[str, Sector]:
     # Magnet demand of the importing market ~ foreign magnet exports 58 kt (DEM 5B) plus allied
     # output ~20 kt (DEP Table 2); split by DEM section 2 shares (EST). Ce/La: DEM section 4 (EST).
+    # Magnet makers: DEP Table 2 operating plants less MP Fort Worth (1,000 t/yr), which belongs to
+    # the Mountain Pass miner's integrated magnet stage.
     return {
         "magnet_maker": Sector(
             count_share=0.04,
-            demand_t_per_year=24_500,
+            demand_t_per_year=23_500,
             wtp_multiple=2.5,
             substitution_max=0.5,
             output_value_weight=0.0,
@@ -1143,11 +1145,66 @@ class Stockpile(Strict):
     magnet: float = param(0.0, "t", "-", "magnets in the stockpile at the start", ge=0, le=1e8)
 
 
+class Contract(Strict):
+    """A dated deal between the government and one named project (CAL: DoD - MP Materials).
+
+    ``equity`` and ``grant`` pay ``amount_musd`` into the project (equity is a stake the
+    government holds; a grant is not); ``loan`` lends ``amount_musd`` at ``interest_rate``,
+    repaid as an annuity over ``years``; ``floor`` guarantees ``price`` for ``product`` on the
+    project's sales for ``years`` (the government pays the gap, takes ``upside_share`` of the
+    excess); ``offtake`` buys ``t_per_month`` of ``product`` (empty = all the project has) at
+    ``price`` into the government stockpile for ``years``.
+    """
+
+    date: str = Field(description="month the deal takes effect, YYYY-MM")
+    miner: str = Field(description="project name, as in the miners file")
+    kind: Literal["equity", "grant", "loan", "floor", "offtake"]
+    amount_musd: float = Field(
+        0.0, ge=0, le=1e7, description="money paid in (equity, grant, loan), US$ M"
+    )
+    product: Literal["ndpr", "dytb", "cela", "magnet"] | None = Field(
+        None, description="product of a floor or offtake"
+    )
+    price: float | None = Field(None, gt=0, le=1e5, description="floor or offtake price, US$/kg")
+    t_per_month: float | None = Field(
+        None, ge=0, le=1e7, description="offtake quantity; empty = all available"
+    )
+    years: float = Field(10.0, gt=0, le=100, description="duration of a floor, offtake or loan")
+    upside_share: float = Field(
+        0.0, ge=0, le=1, description="share of price above a floor paid back"
+    )
+    interest_rate: float = Field(
+        0.04, ge=0, le=1, description="interest on a government loan, 1/yr"
+    )
+    source: str = Field("", description="where the deal comes from")
+
+    @field_validator("date")
+    @classmethod
+    def _date(cls, value: str) -> str:
+        return Meta._start_is_month(value)
+
+    @model_validator(mode="after")
+    def _complete(self) -> Contract:
+        if self.kind in {"floor", "offtake"} and (self.product is None or self.price is None):
+            msg = f"a {self.kind} contract needs product and price"
+            raise ValueError(msg)
+        if self.kind == "floor" and self.product == "magnet":
+            msg = "a floor contract is for an oxide (ndpr, dytb or cela)"
+            raise ValueError(msg)
+        if self.kind in {"equity", "grant", "loan"} and self.amount_musd <= 0:
+            msg = f"a {self.kind} contract needs amount_musd > 0"
+            raise ValueError(msg)
+        return self
+
+
 class Government(Strict):
-    """The importing government: reaction function and stockpile (levers live in `policy`)."""
+    """The importing government: reaction function, stockpile, contracts (levers live in `policy`)."""
 
     reaction: Reaction = Reaction()
     stockpile: Stockpile = Stockpile()
+    contracts: list[Contract] = Field(
+        default_factory=list, description="dated deals with named projects"
+    )
 
 
 # ----------------------------------------------------------------------------------- schedule

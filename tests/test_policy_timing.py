@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
+
 from sim import build_model, load_scenario
 from sim.scenario import deep_merge
 
@@ -47,3 +50,80 @@ def test_bank_programme_announcement_lifts_equity_in_its_month(tmp_path):
 
 def test_deep_merge_keeps_untouched_keys():
     assert deep_merge({"a": {"b": 1, "c": 2}}, {"a": {"b": 3}}) == {"a": {"b": 3, "c": 2}}
+
+
+CONTRACTS = """
+[[government.contracts]]
+date = "2025-03"
+miner = "Mountain Pass"
+kind = "equity"
+amount_musd = 400
+[[government.contracts]]
+date = "2025-03"
+miner = "Mountain Pass"
+kind = "loan"
+amount_musd = 120
+years = 10
+interest_rate = 0.0
+[[government.contracts]]
+date = "2025-04"
+miner = "Mountain Pass"
+kind = "floor"
+product = "ndpr"
+price = 110
+upside_share = 0.3
+[[government.contracts]]
+date = "2025-05"
+miner = "Mountain Pass"
+kind = "offtake"
+product = "magnet"
+price = 120
+"""
+
+
+def test_contracts_with_a_named_project(tmp_path):
+    scenario = _with_schedule(tmp_path, CONTRACTS)
+    model = build_model(scenario, seed=1, check_balances=True)
+    mp = model.miners.index_of["Mountain Pass"]
+    gov = model.government
+    for _ in range(2):
+        model.step()
+    cash_before = float(model.ledger.money[model.miners.accounts[mp]])
+    model.step()  # 2025-03: equity and loan paid in
+    assert model.miners.gov_equity[mp] == 400.0
+    assert model.miners.gov_loan[mp] == pytest.approx(
+        120.0 - 1.0
+    )  # one month repaid, 0% over 10 yr
+    assert float(model.ledger.money[model.miners.accounts[mp]]) > cash_before + 400.0
+    model.step()  # 2025-04: the floor covers Mountain Pass only
+    floors = model.miners.floors()[:, 0]
+    assert floors[mp] == 110.0
+    assert np.isnan(np.delete(floors, mp)).all()
+    for _ in range(3):
+        model.step()
+    # Offtake: the stockpile holds Mountain Pass magnets, bought at the contract price.
+    assert model.ledger.tonnes[gov.stockpile_account, 3] > 0
+    assert model.ledger.money_flow("offtake_purchases") == pytest.approx(
+        model.ledger.tonne_flow("offtake", "magnet") * 120.0 * 1e-3
+    )
+
+
+def test_contract_with_unknown_project_is_refused(tmp_path):
+    from sim import ScenarioError
+
+    scenario = _with_schedule(
+        tmp_path,
+        '[[government.contracts]]\ndate = "2025-03"\nminer = "Mount Pass"\nkind = "grant"\namount_musd = 5\n',
+    )
+    with pytest.raises(ScenarioError, match=r"government.contracts\[0\].miner.*Mount Pass"):
+        build_model(scenario, seed=1)
+
+
+def test_incomplete_contract_is_refused(tmp_path):
+    from sim import ScenarioError
+
+    with pytest.raises(ScenarioError, match="needs product and price"):
+        _with_schedule(
+            tmp_path,
+            '[[government.contracts]]\ndate = "2025-03"\nminer = "Mountain Pass"\nkind = "floor"\n',
+        )

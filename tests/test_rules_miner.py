@@ -50,7 +50,7 @@ def simple_fleet(model: RareEarthModel, states: list[State]) -> MinerFleet:
 
 
 def set_expected_ndpr(fleet: MinerFleet, price: float) -> None:
-    fleet.expected = np.array([price, 0.0, 0.0])
+    fleet.expected_market = np.array([price, 0.0, 0.0])
 
 
 # ------------------------------------------------------------------------------------ NPV
@@ -203,12 +203,19 @@ def test_offers_at_sell_ratio_of_expected_market_price_or_any_price_under_a_floo
     fleet = model.miners
     fleet.expected_market = np.array([50.0, 300.0, 2.0])
     model.ledger.tonnes[fleet.accounts, 1] = [1.0, 2.0, 3.0, 4.0]
-    accounts, qty, ask = fleet.offers(1, None)
+    accounts, qty, ask = fleet.offers(1)
     assert accounts.tolist() == fleet.accounts.tolist()
     assert qty.tolist() == [1.0, 2.0, 3.0, 4.0]
     assert ask == pytest.approx([210.0] * 4)  # 0.7 x 300
-    _, _, ask_floor = fleet.offers(1, 500.0)
+    model.set_lever("policy.price_floor.dytb", 500.0)
+    _, _, ask_floor = fleet.offers(1)
     assert ask_floor.tolist() == [0.0] * 4
+    # A project's own floor contract makes only that project a price taker.
+    model.set_lever("policy.price_floor.dytb", None)
+    fleet.contract_floor[2, 1] = 400.0
+    fleet.contract_floor_end[2, 1] = model.month + 12
+    _, _, ask_contract = fleet.offers(1)
+    assert ask_contract == pytest.approx([210.0, 210.0, 0.0, 210.0])
 
 
 # --------------------------------------------------------------------- finance, construction

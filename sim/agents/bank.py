@@ -9,7 +9,7 @@ construction and amortised over ``tenor_years`` after. The programme (``policy.b
 CAL JPMorgan initiative) adds budget (programme size x ``critical_minerals_share`` / years),
 lowers the hurdle, raises leverage, lowers the rate and takes a direct equity stake
 (``equity_stake_share`` x capex, from the equity budget). A government equity stake in the project
-cuts the hurdle by ``gov_backing_hurdle_cut``. On default the bank recovers ``recovery_rate`` of
+or a government floor contract cuts the hurdle by ``gov_backing_hurdle_cut``. On default the bank recovers ``recovery_rate`` of
 the loan (asset sale) and writes off the rest, and its equity stake goes to zero.
 """
 
@@ -65,11 +65,13 @@ class Bank(mesa.Agent):
         hurdle = self.p.hurdle_programme if programme else self.p.hurdle_commercial
         leverage = self.p.leverage_programme if programme else self.p.leverage_commercial
         rate = self.p.interest_programme if programme else self.p.interest_commercial
-        floors = model.floor_array()
-        deck = self.p.price_haircut * self.expected
-        deck = np.where(np.isnan(floors), deck, np.maximum(deck, floors))
+        # The deck is raised to any floor the project holds (policy or contract): n x 3.
+        deck = np.fmax(
+            np.broadcast_to(self.p.price_haircut * self.expected, (fleet.n, 3)), fleet.floors()
+        )
         deck_value = fleet.value_per_kg(deck, model.foreign.expected_home * self.p.price_haircut)
-        hurdles = np.where(fleet.gov_equity > 0, hurdle - self.p.gov_backing_hurdle_cut, hurdle)
+        backed = (fleet.gov_equity > 0) | np.any(fleet.contract_floor_end > model.month, axis=1)
+        hurdles = np.where(backed, hurdle - self.p.gov_backing_hurdle_cut, hurdle)
         npv = fleet.npv_musd(deck_value, hurdles)
         approved = np.zeros(fleet.n, dtype=bool)
         # Best projects first: the bank's budget goes to the highest NPV per dollar of capex.

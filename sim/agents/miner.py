@@ -92,6 +92,7 @@ CSV_COLUMNS = (
     "est_fields",
 )
 NUMERIC = CSV_COLUMNS[5:16]
+OPTIONAL_NUMERIC = ("magnet_capacity_t_per_year",)  # 0 when the column is absent
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ class Project:
     construction_months: float
     ramp_months: float
     reserves_t: float
+    magnet_capacity_t_per_year: float = 0.0
 
 
 def read_projects(path: Path) -> list[Project]:
@@ -126,7 +128,10 @@ def read_projects(path: Path) -> list[Project]:
         projects = []
         for line, row in enumerate(reader, start=2):
             values: dict[str, float] = {}
-            for col in NUMERIC:
+            for col in NUMERIC + OPTIONAL_NUMERIC:
+                if col in OPTIONAL_NUMERIC and row.get(col) in (None, ""):
+                    values[col] = 0.0
+                    continue
                 try:
                     values[col] = float(row[col])
                 except (TypeError, ValueError):
@@ -169,6 +174,7 @@ def read_projects(path: Path) -> list[Project]:
                     construction_months=max(values["construction_months"], 1.0),
                     ramp_months=max(values["ramp_months"], 1.0),
                     reserves_t=values["reserves_t"],
+                    magnet_capacity_t_per_year=values["magnet_capacity_t_per_year"],
                 )
             )
     return projects
@@ -249,6 +255,18 @@ class MinerFleet:
         self.construction_months = np.array([p.construction_months for p in projects])
         self.ramp_months = np.array([p.ramp_months for p in projects])
         self.reserves = np.array([p.reserves_t for p in projects])
+        self.magnet_cap = np.array([p.magnet_capacity_t_per_year for p in projects])
+        self.magnets_made = np.zeros(n)
+        # Per-project price floors from government contracts (NaN = none), their upside share and
+        # the month they end; policy floors apply to every project on top (sim.agents.government).
+        self.contract_floor = np.full((n, 3), np.nan)
+        self.contract_upside = np.zeros((n, 3))
+        self.contract_floor_end = np.zeros((n, 3))
+        self.gov_share = np.zeros(n)
+        self.index_of = {name: i for i, name in enumerate(self.names)}
+        self.gov_loan = np.zeros(n)
+        self.gov_loan_rate = np.zeros(n)
+        self.gov_loan_payment = np.zeros(n)
         self.state = np.array([STATUS_TO_STATE[p.status] for p in projects], dtype=np.int64)
         self.months_in_state = np.zeros(n)
         low = model.rng.random(n) < self.p.ramp_ceiling_low_probability
@@ -279,7 +297,6 @@ class MinerFleet:
         )
         opening += np.where(self.state == State.CONSTRUCTION, self.capex, 0.0)
         ledger.pay(model.acct["investors"], self.accounts, opening, "opening_equity")
-        self.expected = model.import_price[:3].copy()
         self.expected_market = model.import_price[:3].copy()
         self.separated_t = np.zeros(n)
         self.agents = [Miner(model, self, i) for i in range(n)]
@@ -306,7 +323,8 @@ class MinerFleet:
         """Value per kg REO mined: separated share at ``prices``, concentrate at foreign prices."""
         with np.errstate(divide="ignore", invalid="ignore"):
             sep_share = np.where(self.mine_cap > 0, self.sep_cap / self.mine_cap, 0.0)
-        separated = self.basket @ prices
+        # Prices may be one row for all projects (3,) or a row per project (n, 3).
+        separated = (self.basket * prices).sum(axis=1)
         concentrate = self.basket @ foreign_prices * (1.0 - self.p.concentrate_discount)
         return sep_share * separated + (1.0 - sep_share) * concentrate
 
@@ -396,13 +414,41 @@ class MinerFleet:
         exhausted = (self.reserves <= 0) & self.in_state(State.OPERATING, State.RAMP_UP, State.IDLE)
         self._enter(exhausted, State.CLOSED, "reserves exhausted; closed")
 
-    def offers(
-        self, k: int, floor: float | None
-    ) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
+    def offers(self, k: int) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
         """Oxide offers of product ``k``: (accounts, t, ask US$/kg)."""
         qty = self.model.ledger.tonnes[self.accounts, k].copy()
-        ask = 0.0 if floor is not None else self.p.sell_ratio * self.expected_market[k]
-        return self.accounts, qty, np.full(self.n, ask)
+        floored = ~np.isnan(self.floors()[:, k])
+        # Under a floor the project is paid at least the floor whatever the market price: it sells.
+        ask = np.where(floored, 0.0, self.p.sell_ratio * self.expected_market[k])
+        return self.accounts, qty, ask
+
+    def make_magnets(self, intensity: NDArray[np.float64], conversion_usd_per_kg: float) -> None:
+        """Integrated magnet stages make magnets from the project's own oxides, up to capacity.
+
+        NdPr limits output; Dy/Tb is used if the project has it (Dy-lean grades otherwise). The
+        conversion cost is paid to the wider economy.
+        """
+        self.magnets_made = np.zeros(self.n)
+        has_stage = (self.magnet_cap > 0) & ~self.in_state(State.DEFAULTED, State.CLOSED)
+        if not has_stage.any():
+            return
+        ledger = self.model.ledger
+        ndpr = ledger.tonnes[self.accounts, 0]
+        made = np.where(
+            has_stage, np.minimum(self.magnet_cap / 12.0, ndpr / max(intensity[0], 1e-12)), 0.0
+        )
+        dytb_used = np.minimum(made * intensity[1], ledger.tonnes[self.accounts, 1])
+        sink, source = self.model.acct["magnet_inputs"], self.model.acct["magnet_making"]
+        ledger.move("ndpr", self.accounts, sink, made * intensity[0], "magnet_input_domestic")
+        ledger.move("dytb", self.accounts, sink, dytb_used, "magnet_input_domestic")
+        ledger.move("magnet", source, self.accounts, made, "magnet_made_domestic")
+        ledger.pay(
+            self.accounts,
+            self.model.acct["economy"],
+            made * conversion_usd_per_kg * 1e-3,
+            "magnet_conversion_cost",
+        )
+        self.magnets_made = made
 
     def pay_costs(self) -> None:
         """Opex, fixed costs and construction spending to the wider economy."""
@@ -424,18 +470,36 @@ class MinerFleet:
         broke = alive & (self.cash() < -1e-9)
         if broke.any():
             self.model.bank.write_off(self, broke)
+            self.model.government.write_off(broke, self)
             self._enter(broke, State.DEFAULTED, "defaults: cannot pay costs and debt service")
 
-    def learn(self, market_price: NDArray[np.float64], received: NDArray[np.float64]) -> None:
-        """Adaptive expectations of market and received prices."""
-        lam = self.p.expectation_lambda
-        self.expected = adapt(self.expected, received, lam)
-        self.expected_market = adapt(self.expected_market, market_price, lam)
+    def learn(self, market_price: NDArray[np.float64]) -> None:
+        """Adaptive expectations of the importing market's prices."""
+        self.expected_market = adapt(self.expected_market, market_price, self.p.expectation_lambda)
+
+    def floors(self) -> NDArray[np.float64]:
+        """Price floor of each project for each oxide (n x 3, NaN = none).
+
+        The policy floor for all domestic producers or the project's own contract floor,
+        whichever is higher.
+        """
+        policy = np.broadcast_to(self.model.floor_array(), (self.n, 3))
+        active = self.contract_floor_end > self.model.month
+        contract = np.where(active, self.contract_floor, np.nan)
+        return np.fmax(policy, contract)
+
+    def upside_shares(self) -> NDArray[np.float64]:
+        """Share of the price above its floor each project pays back (n x 3)."""
+        policy = self.model.current.policy.floor_upside_share
+        policy_floor = np.broadcast_to(self.model.floor_array(), (self.n, 3))
+        active = self.contract_floor_end > self.model.month
+        contract_binds = active & ~(policy_floor > self.contract_floor)
+        return np.where(contract_binds, self.contract_upside, policy)
 
     def expected_received(self) -> NDArray[np.float64]:
-        """Expected price received: market expectation, raised to any floor in force."""
-        floors = self.model.floor_array()
-        return np.where(np.isnan(floors), self.expected, np.maximum(self.expected, floors))
+        """Expected price received (n x 3): market expectation, raised to any floor in force."""
+        expected = np.broadcast_to(self.expected_market, (self.n, 3))
+        return np.fmax(expected, self.floors())
 
     def value_equity(self) -> None:
         """Equity value (US$ M): discounted expected cash flows x chance of production - debt."""
@@ -449,7 +513,7 @@ class MinerFleet:
             - (bank.hurdle_commercial - bank.hurdle_programme if programme else 0.0),
             0.01,
         )
-        floor_on = bool(np.any(~np.isnan(model.floor_array())))
+        floor_on = np.any(~np.isnan(self.floors()), axis=1)
         annual_cf = (
             self.mine_cap
             * np.where(
@@ -464,7 +528,7 @@ class MinerFleet:
         years = self.p.project_life_years
         annuity = (1.0 - (1.0 + rate) ** -years) / rate
         franchise = np.maximum(annual_cf, 0.0) * annuity
-        p_finance = 0.3 + (0.3 if programme else 0.0) + (0.2 if floor_on else 0.0)
+        p_finance = 0.3 + (0.3 if programme else 0.0) + np.where(floor_on, 0.2, 0.0)
         chance = np.select(
             [
                 self.in_state(State.OPERATING, State.RAMP_UP, State.IDLE),
