@@ -78,15 +78,7 @@ class Ledger:
             self.tonnes[dst, g] += value
             self.tonne_flows[flow, good] += value
             return
-        amount_arr = np.asarray(amount, dtype=float)
-        _check_amount(amount_arr, flow)
-        column = self.tonnes[:, g]
-        _apply(column, src, dst, amount_arr)
-        self.tonne_flows[flow, good] += float(
-            np.broadcast_to(
-                amount_arr, np.broadcast_shapes(np.shape(src), np.shape(dst), amount_arr.shape)
-            ).sum()
-        )
+        self.tonne_flows[flow, good] += _apply(self.tonnes[:, g], src, dst, amount, flow)
 
     def pay(self, src: ArrayLike, dst: ArrayLike, amount_musd: ArrayLike, flow: str) -> None:
         """Pay US$ million from ``src`` to ``dst`` account(s); arrays broadcast together.
@@ -99,11 +91,7 @@ class Ledger:
             self.money[dst] += value
             self.money_flows[flow] += value
             return
-        amount_arr = np.asarray(amount_musd, dtype=float)
-        _check_amount(amount_arr, flow)
-        _apply(self.money, src, dst, amount_arr)
-        shape = np.broadcast_shapes(np.shape(src), np.shape(dst), amount_arr.shape)
-        self.money_flows[flow] += float(np.broadcast_to(amount_arr, shape).sum())
+        self.money_flows[flow] += _apply(self.money, src, dst, amount_musd, flow)
 
     # ------------------------------------------------------------------------------ reading
     def held(self, good: str, accounts: ArrayLike) -> NDArray[np.float64]:
@@ -144,25 +132,30 @@ def _checked_scalar(amount: float, flow: str) -> float:
 
 
 def _apply(
-    column: NDArray[np.float64], src: ArrayLike, dst: ArrayLike, amount: NDArray[np.float64]
-) -> None:
-    """Debit ``src`` and credit ``dst`` by ``amount`` (scalars or arrays of distinct accounts).
+    column: NDArray[np.float64], src: ArrayLike, dst: ArrayLike, amount: ArrayLike, flow: str
+) -> float:
+    """Debit ``src`` and credit ``dst`` by ``amount``; return the total moved.
 
-    A scalar account facing an array of amounts is debited or credited with their sum; arrays of
-    accounts are distinct, so plain fancy-indexed updates are exact (no ``ufunc.at`` needed).
+    Accounts are scalars or arrays of distinct accounts, so plain fancy-indexed updates are exact
+    (no ``ufunc.at`` needed). A scalar account facing several amounts takes their sum; a scalar
+    amount facing an array of accounts applies to each of them.
     """
-    shape = np.broadcast_shapes(np.shape(src), np.shape(dst), amount.shape)
-    if amount.shape != shape:
-        amount = np.broadcast_to(amount, shape)
-    total = float(amount.sum())
-    if np.ndim(src) == 0:
+    src_many = isinstance(src, np.ndarray) and src.ndim > 0
+    dst_many = isinstance(dst, np.ndarray) and dst.ndim > 0
+    values = np.asarray(amount, dtype=float)
+    if values.ndim == 0 and (src_many or dst_many):
+        values = np.full(len(src if src_many else dst), float(values))  # type: ignore[arg-type]
+    _check_amount(values, flow)
+    total = float(values.sum())
+    if src_many:
+        column[src] -= values  # type: ignore[index]
+    else:
         column[src] -= total  # type: ignore[index]
+    if dst_many:
+        column[dst] += values  # type: ignore[index]
     else:
-        column[np.asarray(src)] -= amount
-    if np.ndim(dst) == 0:
         column[dst] += total  # type: ignore[index]
-    else:
-        column[np.asarray(dst)] += amount
+    return total
 
 
 def _check_amount(amount: NDArray[np.float64], flow: str) -> None:
