@@ -120,7 +120,7 @@ class Ledger:
 
 
 def _is_index(account: object) -> bool:
-    return isinstance(account, int | np.integer)
+    return type(account) is int or isinstance(account, np.integer)
 
 
 def _checked_scalar(amount: float, flow: str) -> float:

@@ -570,6 +570,7 @@ class RareEarthModel(mesa.Model):
         cons_t, cons_m = ledger.residuals()
         resid_t = cons_t
         scale_t = 1.0
+        holdings_import = self.import_layer_holdings()
         for g, good in enumerate(GOODS):
             flow_in_import = sum(
                 sign * ledger.tonne_flow(flow, good) for flow, sign in IMPORT_LAYER_FLOWS.items()
@@ -577,7 +578,7 @@ class RareEarthModel(mesa.Model):
             flow_in_foreign = sum(
                 sign * ledger.tonne_flow(flow, good) for flow, sign in FOREIGN_LAYER_FLOWS.items()
             )
-            after_import = self.import_layer_holdings()[g]
+            after_import = holdings_import[g]
             after_foreign = ledger.tonnes[self.foreign.account, g]
             resid_t += abs(after_import - before_import[g] - flow_in_import)
             resid_t += abs(after_foreign - before_foreign[g] - flow_in_foreign)

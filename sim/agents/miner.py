@@ -263,6 +263,8 @@ class MinerFleet:
         self.contract_upside = np.zeros((n, 3))
         self.contract_floor_end = np.zeros((n, 3))
         self.gov_share = np.zeros(n)
+        self._floors_key: tuple[object, ...] = ()
+        self._floors = np.full((n, 3), np.nan)
         self.index_of = {name: i for i, name in enumerate(self.names)}
         self.gov_loan = np.zeros(n)
         self.gov_loan_rate = np.zeros(n)
@@ -483,10 +485,20 @@ class MinerFleet:
         The policy floor for all domestic producers or the project's own contract floor,
         whichever is higher.
         """
-        policy = np.broadcast_to(self.model.floor_array(), (self.n, 3))
-        active = self.contract_floor_end > self.model.month
-        contract = np.where(active, self.contract_floor, np.nan)
-        return np.fmax(policy, contract)
+        # Floors change only with a lever, a contract or the month: cache on those.
+        key = (
+            self.model.month,
+            id(self.model.current),
+            self.contract_floor.tobytes(),
+            self.contract_floor_end.tobytes(),
+        )
+        if key != self._floors_key:
+            policy = np.broadcast_to(self.model.floor_array(), (self.n, 3))
+            active = self.contract_floor_end > self.model.month
+            contract = np.where(active, self.contract_floor, np.nan)
+            self._floors = np.fmax(policy, contract)
+            self._floors_key = key
+        return self._floors
 
     def upside_shares(self) -> NDArray[np.float64]:
         """Share of the price above its floor each project pays back (n x 3)."""
