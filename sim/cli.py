@@ -173,6 +173,95 @@ def _headline(summary: pd.DataFrame, name: str, n_seeds: int, elapsed: float) ->
     console.print(table)
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run every point x seed of a sweep file; resumable; local processes or a Dask cluster."""
+    import os
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from sim.sweep import headline, plan_sweep, run_sweep
+
+    if args.workers is not None and args.workers < 1:
+        msg = f"--workers {args.workers}: must be at least 1"
+        raise InputError(msg)
+    plan = plan_sweep(args.sweep)
+    workers = args.workers or os.cpu_count() or 1
+    out = Path(args.out) if args.out else Path("results") / plan.spec.name
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("failed {task.fields[failed]}"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    started = time.perf_counter()
+    with Progress(*columns, console=err_console, transient=False) as bar:
+        task = bar.add_task(plan.spec.name, total=len(plan.runs), failed=0, rate="")
+        first: list[int] = []
+
+        def progress(done: int, failed: int, total: int) -> None:
+            if not first:
+                first.append(done + failed)
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            rate = (done + failed - first[0]) / elapsed
+            bar.update(
+                task, completed=done + failed, total=total, failed=failed, rate=f"{rate:.2f} runs/s"
+            )
+
+        try:
+            outcome = run_sweep(
+                plan,
+                out,
+                workers=workers,
+                scheduler=args.scheduler,
+                resume=args.resume,
+                progress=progress,
+            )
+        except KeyboardInterrupt:
+            bar.stop()
+            err_console.print(
+                f"interrupted. Finished runs are kept in {out}; resume with:\n  resim sweep {args.sweep} --out {out} --resume"
+            )
+            return 130
+    short = {
+        "mean_price_landed_ndpr": "NdPr $/kg",
+        "mean_price_landed_dytb": "DyTb $/kg",
+        "capacity_domestic_2030_t": "cap 2030 t/yr",
+        "miners_defaulted": "defaults",
+        "lost_output_share": "lost output",
+        "public_cost_musd": "public cost $M",
+    }
+    table_data = headline(outcome.summary, list(short))
+    title = f"{plan.spec.name}: seed means per point ({outcome.done} of {outcome.total} runs done)"
+    table = Table(title=title)
+    table.add_column("point", justify="right")
+    table.add_column("setting", overflow="fold")
+    table.add_column("seeds", justify="right")
+    for name in short.values():
+        table.add_column(name, justify="right")
+    for _, row in table_data.iterrows():
+        values = [f"{row[m]:,.4g}" if m in row else "" for m in short]
+        table.add_row(str(row["point"]), str(row["label"]), str(row["seeds"]), *values)
+    console.print(table)
+    console.print(f"Results in [bold]{out}[/bold]")
+    if outcome.failed:
+        err_console.print(
+            f"[red]{outcome.failed} run(s) failed[/red]: see the manifest and {out / 'errors'}; rerun them with --resume"
+        )
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser."""
     parser = argparse.ArgumentParser(
@@ -197,6 +286,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     run.set_defaults(func=cmd_run)
+    sweep = sub.add_parser("sweep", help="run every point x seed of a sweep file")
+    sweep.add_argument("sweep")
+    sweep.add_argument(
+        "--workers", type=int, default=None, help="local worker processes (default: cores)"
+    )
+    sweep.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="Dask scheduler, e.g. tcp://127.0.0.1:8786",
+    )
+    sweep.add_argument("--out", default=None, help="results folder (default results/<sweep name>)")
+    sweep.add_argument("--resume", action="store_true", help="finish an interrupted sweep in --out")
+    sweep.set_defaults(func=cmd_sweep)
     return parser
 
 
