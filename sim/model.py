@@ -134,7 +134,10 @@ class RareEarthModel(mesa.Model):
         export_ref = np.array(
             [f.price_ref.ndpr, f.price_ref.dytb, f.price_ref.cela, f.magnet_price_ref]
         )
-        self.import_price = export_ref * (1.0 + self.tariff_array()) + self.freight
+        self.import_price = (
+            export_ref * (1.0 + self.export_tax_array()) * (1.0 + self.tariff_array())
+            + self.freight
+        )
         self.expected_import_price = self.import_price.copy()
         self.reference_import_price = self.import_price.copy()
 

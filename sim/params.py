@@ -70,6 +70,12 @@ class Meta(Strict):
 
     name: str = param("unnamed", "-", "-", "scenario name (file stem)")
     description: str = param("", "-", "-", "one-line description shown by `resim scenarios`")
+    base: str = param(
+        "",
+        "-",
+        "-",
+        "scenario this file builds on (stem or path); its keys, schedule and contracts are inherited",
+    )
     start: str = param(
         "2025-01", "YYYY-MM", "CAL: Prices table (2024 averages are the start state)", "first month"
     )
@@ -611,6 +617,14 @@ class Miners(Strict):
         le=1,
         est_range=(0.1, 0.5),
     )
+    permit_time_factor: float = param(
+        1.0,
+        "factor",
+        "-",
+        "multiplies every project's remaining permit time (faster permitting < 1)",
+        ge=0,
+        le=10,
+    )
     financing_patience_months: int = param(
         12, "months", "EST", "months seeking finance before shelving", ge=1, le=240
     )
@@ -1103,6 +1117,7 @@ class Reaction(Strict):
     trigger_price_ratio: float = param(
         2.0, "ratio", "EST", "landed/reference price that triggers a response", gt=0, le=100
     )
+    set_floors: bool = param(True, "-", "-", "the response includes the price floors below")
     floor_ndpr: float | None = param(
         110.0,
         "US$/kg",

@@ -175,6 +175,40 @@ def validate(data: dict[str, Any], origin: str) -> Scenario:
     return scenario
 
 
+def inherited_data(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """A scenario file's data merged over the file it names in ``scenario.base``, recursively.
+
+    Tables merge and values replace; ``schedule`` and ``government.contracts`` lists extend the
+    base's; ``sources`` merge. ``base`` is a stem in ``scenarios/`` or a path relative to the file.
+    """
+    data = read_toml(path)
+    base = data.get("scenario", {}).get("base")
+    if not base:
+        return data
+    if not isinstance(base, str):
+        raise ScenarioError(
+            str(path), "scenario.base", f"got {base!r}; must be a scenario name or path"
+        )
+    relative = (path.parent / base) if base.endswith(".toml") else None
+    base_path = relative if relative is not None and relative.is_file() else scenario_path(base)
+    if base_path.resolve() in {p.resolve() for p in (*chain, path)}:
+        raise ScenarioError(
+            str(path), "scenario.base", f"{base!r} leads back to this file (a cycle)"
+        )
+    parent = inherited_data(base_path, (*chain, path))
+    merged = deep_merge(parent, {k: v for k, v in data.items() if k != "schedule"})
+    merged["schedule"] = [*parent.get("schedule", []), *data.get("schedule", [])]
+    contracts = data.get("government", {}).get("contracts")
+    if contracts is not None:
+        merged.setdefault("government", {})["contracts"] = [
+            *parent.get("government", {}).get("contracts", []),
+            *contracts,
+        ]
+    merged.setdefault("scenario", {}).pop("name", None)
+    merged["scenario"].update(dict(data.get("scenario", {})))
+    return merged
+
+
 def load_scenario(name_or_path: str | Path, overrides: Mapping[str, Any] | None = None) -> Scenario:
     """Load a scenario by stem or path, apply dotted-key overrides, validate.
 
@@ -187,10 +221,11 @@ def load_scenario(name_or_path: str | Path, overrides: Mapping[str, Any] | None 
     """
     path = scenario_path(name_or_path)
     origin = str(path)
-    file_data = read_toml(path)
+    file_data = inherited_data(path, ())
     data = deep_merge(Scenario().model_dump(), file_data)
     data.setdefault("scenario", {})
-    if "name" not in file_data.get("scenario", {}):
+    own = read_toml(path).get("scenario", {})
+    if "name" not in own:
         data["scenario"]["name"] = path.stem
     for key, value in (overrides or {}).items():
         parsed = parse_value(value) if isinstance(value, str) else value

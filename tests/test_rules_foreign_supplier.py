@@ -166,7 +166,7 @@ def quiet_prices(model: RareEarthModel) -> None:
     foreign.price_home = np.array([50.0, 300.0, 1.5])
     foreign.expected_home = foreign.price_home.copy()
     # A year of flat expectations: no rise, nothing held back.
-    foreign.expectation_history.extend([foreign.expected_home.copy()] * 12)
+    foreign.expectation_history.extend([foreign.expected_home.copy()] * 13)
     foreign.price_export = np.array([50.0, 300.0, 1.5, 49.0])
 
 

@@ -88,3 +88,29 @@ def test_schedule_rejects_structural_keys(tmp_path):
     path.write_text('[[schedule]]\ndate = "2026-01"\nkey = "population.miners"\nvalue = 3\n')
     with pytest.raises(ScenarioError, match="cannot change during a run"):
         load_scenario(path)
+
+
+def test_scenario_inherits_from_its_base(tmp_path):
+    parent = tmp_path / "parent.toml"
+    parent.write_text(
+        "[scenario]\nmonths = 24\n[policy.tariff]\nndpr = 0.5\n"
+        '[[schedule]]\ndate = "2025-06"\nkey = "policy.tariff.dytb"\nvalue = 0.2\n'
+    )
+    child = tmp_path / "child.toml"
+    child.write_text(
+        '[scenario]\nbase = "parent.toml"\n[policy.tariff]\nmagnet = 1.0\n'
+        '[[schedule]]\ndate = "2025-09"\nkey = "policy.tariff.cela"\nvalue = 0.3\n'
+    )
+    scenario = load_scenario(child)
+    assert scenario.scenario.name == "child"
+    assert scenario.scenario.months == 24
+    assert scenario.policy.tariff.ndpr == 0.5
+    assert scenario.policy.tariff.magnet == 1.0
+    assert [c.key for c in scenario.schedule] == ["policy.tariff.dytb", "policy.tariff.cela"]
+
+
+def test_inheritance_cycle_is_refused(tmp_path):
+    (tmp_path / "a.toml").write_text('[scenario]\nbase = "b.toml"\n')
+    (tmp_path / "b.toml").write_text('[scenario]\nbase = "a.toml"\n')
+    with pytest.raises(ScenarioError, match="cycle"):
+        load_scenario(tmp_path / "a.toml")

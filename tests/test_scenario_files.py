@@ -33,6 +33,8 @@ VARIANTS: dict[str, tuple[str, set[str], bool]] = {
             "government.stockpile.magnet",
             "government.reaction.enabled",
             "government.reaction.stockpile_release_months",
+            "government.reaction.set_floors",
+            "government.reaction.equity_musd",
         },
         False,
     ),

@@ -102,7 +102,7 @@ class ForeignSupplier(mesa.Agent):
         self.home_sold = np.zeros(3)
         self.caps = np.full(4, np.inf)
         self.holdback = np.zeros(3)
-        self.expectation_history: deque[NDArray[np.float64]] = deque(maxlen=12)
+        self.expectation_history: deque[NDArray[np.float64]] = deque(maxlen=13)
         # Working stock at the start: stock_target_months of home demand and export plans.
         opening = self.stock_target()
         for k, product in enumerate(PRODUCTS):
@@ -296,6 +296,7 @@ class ForeignSupplier(mesa.Agent):
         of the way to its target each month: a speculative stock decision, not a monthly switch.
         """
         history = self.expectation_history
+        # history holds this month's expectation and the 12 before it.
         year_ago = history[0] if len(history) == history.maxlen else self.price_ref
         growth = self.expected_home / np.maximum(year_ago, 1e-9) - 1.0
         target = self.p.holdback_max_share * np.clip(growth / self.p.holdback_full_growth, 0.0, 1.0)

@@ -89,7 +89,12 @@ class Government(mesa.Agent):
         model = self.model
         reaction = model.current.government.reaction
         self.responded = True
-        for product, level in (("ndpr", reaction.floor_ndpr), ("dytb", reaction.floor_dytb)):
+        floors = (
+            (("ndpr", reaction.floor_ndpr), ("dytb", reaction.floor_dytb))
+            if reaction.set_floors
+            else ()
+        )
+        for product, level in floors:
             if level is not None and getattr(model.current.policy.price_floor, product) is None:
                 model.set_lever(
                     f"policy.price_floor.{product}", level, source="government reaction"

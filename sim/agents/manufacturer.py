@@ -19,7 +19,9 @@ Decision rules (state in arrays, one row per manufacturer; ``Manufacturer`` agen
   stock-adjustment rule: need + (target - stock) / ``stock_adjust_months`` (Sterman 2000, ch. 17).
 - **Procurement**: two bid steps per good, this month's need at ``wtp_multiple`` x the reference
   price (what the product can bear: material is a small share of its value), restocking at
-  expected price x (1 + risk/2), never above that willingness to pay.
+  expected price x (1 + risk/2), never above that willingness to pay. A magnet maker's
+  willingness to pay for an oxide is also derived from the magnet price (Marshall's derived
+  demand): expected magnet price less conversion cost and the other oxide, per tonne of oxide.
 - **Stoppage**: a firm that can cover less than ``halt_threshold`` of its need stops this month
   (output zero, stock kept); otherwise it uses what it has up to its need.
 - **Magnet makers** make magnets from their oxide stock up to capacity and sell them at unit cost
@@ -263,14 +265,14 @@ class ManufacturerPopulation:
         self.need = need * cut  # for magnet makers this is magnet_need_per_t x plan
 
         ratio = self.expected_price / self.reference_price
+        # The mandate is a lever: it may change during a run, so it is read from the policy in force.
+        mandate = self.model.current.manufacturers.recycling_mandate
         share = np.clip(
-            self.p.recycling_base
-            + self.p.recycling_mandate
-            + self.p.recycling_slope * np.maximum(ratio - 1.0, 0.0),
+            self.p.recycling_base + mandate + self.p.recycling_slope * np.maximum(ratio - 1.0, 0.0),
             0.0,
             self.p.recycling_max,
         )
-        share = np.maximum(share, self.p.recycling_mandate)
+        share = np.maximum(share, mandate)
         recycled = self.need * share[None, :]
         for g, good in enumerate(GOODS):
             if recycled[:, g].any():
@@ -293,11 +295,28 @@ class ManufacturerPopulation:
         # reference price (the material is a small share of product value), not on the latest
         # price, so bids cannot chase prices up without limit.
         wtp = self.wtp_multiple * self.reference_price[g]
+        if g < 2 and self.is_magnet_maker.any():
+            # Derived demand (Marshall): a magnet maker can pay for an oxide what a tonne of magnet
+            # fetches, less conversion and the other oxide, per tonne of this oxide; so oxide
+            # prices can move far more than magnet prices when oxides are short.
+            derived = self.derived_oxide_value(g)
+            wtp = np.where(self.is_magnet_maker, np.maximum(wtp, derived), wtp)
         restock_price = np.minimum(self.expected_price[g] * (1.0 + 0.5 * self.risk[g]), wtp)
         accounts = np.concatenate([self.accounts, self.accounts])
         qty = np.concatenate([urgent, restock])
         bid = np.concatenate([wtp, restock_price])
         return accounts, qty, bid
+
+    def derived_oxide_value(self, g: int) -> float:
+        """What a tonne of oxide ``g`` is worth to a magnet maker at expected magnet prices, US$/kg."""
+        conversion = self.model.params.market.magnet_conversion_cost_usd_per_kg
+        other = 1 - g
+        margin = (
+            self.expected_price[G_MAGNET]
+            - conversion
+            - self.intensity[other] * self.expected_price[other]
+        )
+        return max(margin, 0.0) / max(float(self.intensity[g]), 1e-12)
 
     def use_material(self) -> None:
         """Consume material for this month's output; firms short of material stop."""

@@ -9,7 +9,8 @@ State machine (Riddle et al. 2015 deposit developers; CAL lead-time rows):
 ``prospect -> financing -> construction -> ramp_up -> operating <-> idle``, and ``defaulted`` or
 ``closed`` at the end. Rules, each with its parameter in ``miners``:
 
-- **Expectations**: adaptive (Nerlove) expectations of the price received per product.
+- **Expectations**: adaptive (Nerlove) expectations of the importing market's price per product;
+  the price a project expects to receive is that, raised to any floor it holds.
 - **Seek finance** when permitted and the project's NPV at expected prices and ``discount_rate``
   is positive; the bank decides (``sim.agents.bank``). Unfunded after ``financing_patience_months``:
   shelved back to prospect for a year.
@@ -26,7 +27,8 @@ State machine (Riddle et al. 2015 deposit developers; CAL lead-time rows):
 - **Default** when cash falls below zero after opex, fixed costs and debt service.
 - **Equity value** of listed miners: expected discounted cash flow at current expectations,
   financing terms and policy (a floor raises the price used, the bank's programme raises the chance
-  and lowers the cost of finance), times the chance of reaching production, less debt; it moves on
+  and lowers the cost of finance), times the chance of reaching production, less bank and
+  government debt; it moves on
   the month a policy is announced.
 """
 
@@ -251,7 +253,7 @@ class MinerFleet:
         self.sep_cap = np.array([p.separation_capacity_t_per_year for p in projects])
         self.capex = np.array([p.capex_musd for p in projects])
         self.opex = np.array([p.opex_usd_per_kg for p in projects])
-        self.permit_left = np.array([p.permit_months for p in projects])
+        self.permit_left = np.array([p.permit_months for p in projects]) * self.p.permit_time_factor
         self.construction_months = np.array([p.construction_months for p in projects])
         self.ramp_months = np.array([p.ramp_months for p in projects])
         self.reserves = np.array([p.reserves_t for p in projects])
@@ -552,7 +554,7 @@ class MinerFleet:
             default=0.0,
         )
         unfunded_capex = np.where(self.in_state(State.FINANCING, State.PROSPECT), self.capex, 0.0)
-        value_musd = chance * (franchise - unfunded_capex) + self.cash() - self.loan
+        value_musd = chance * (franchise - unfunded_capex) + self.cash() - self.loan - self.gov_loan
         self.equity_value = np.maximum(value_musd, 0.0)
 
     def _enter(self, mask: NDArray[np.bool_], state: State, detail: str) -> None:
