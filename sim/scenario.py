@@ -76,7 +76,13 @@ def parse_value(text: str) -> Any:
 
 
 def set_dotted(data: dict[str, Any], key: str, value: Any, origin: str) -> None:
-    """Set ``a.b.c`` in nested dicts, creating tables on the way."""
+    """Set ``a.b.c`` in nested dicts, creating tables on the way.
+
+    The string ``"none"`` (any case) unsets an optional key, e.g. lifts an export quota: TOML has no
+    null. Validation then accepts it only where a key may be empty.
+    """
+    if isinstance(value, str) and value.strip().lower() == "none":
+        value = None
     parts = key.split(".")
     if not key or any(not part for part in parts):
         raise ScenarioError(origin, key, "a key must be dotted names like policy.tariff.ndpr")

@@ -127,3 +127,24 @@ def test_incomplete_contract_is_refused(tmp_path):
             tmp_path,
             '[[government.contracts]]\ndate = "2025-03"\nminer = "Mountain Pass"\nkind = "floor"\n',
         )
+
+
+def test_scheduled_none_lifts_a_quota(tmp_path):
+    scenario = _with_schedule(
+        tmp_path,
+        "[policy.export_quota]\ndytb = 12.0\n"
+        '[[schedule]]\ndate = "2025-04"\nkey = "policy.export_quota.dytb"\nvalue = "none"\n',
+    )
+    model = build_model(scenario, seed=1)
+    quotas = []
+    for _ in range(5):
+        model.step()
+        quotas.append(model.current.policy.export_quota.dytb)
+    assert quotas == [12.0, 12.0, 12.0, None, None]
+
+
+def test_none_is_refused_where_a_value_is_required():
+    from sim import ScenarioError
+
+    with pytest.raises(ScenarioError, match=r"policy\.tariff\.ndpr"):
+        load_scenario("baseline", overrides={"policy.tariff.ndpr": "none"})

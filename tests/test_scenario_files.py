@@ -1,7 +1,8 @@
 """The scenario files in scenarios/: each loads, runs a year with its books balanced, and cites
 a source for every key it sets and every scheduled change.
 
-Sweep files (a top-level ``[sweep]`` table) are not scenarios and are left out here.
+A file that inherits (``[scenario] base = ...``) cites only the keys it sets itself; its base
+cites the rest. Sweep files (a top-level ``[sweep]`` table) are not scenarios and are left out here.
 """
 
 from __future__ import annotations
@@ -14,16 +15,18 @@ from typing import Any
 import pytest
 
 from sim import load_scenario, simulate
-from sim.scenario import SCENARIO_DIR
+from sim.scenario import SCENARIO_DIR, inherited_data
 
 FAST = {"population.manufacturers": 100}
 UNCITED_TABLES = ("scenario", "sources", "schedule")
 
-# Files that copy another scenario and change only a few things (scenario files cannot inherit):
-# name -> (the scenario it copies, keys allowed to differ, whether the schedule may differ).
+# Files that inherit from another scenario (``[scenario] base``) and change only a few things:
+# name -> (its base, the keys whose resolved values differ from the base's, whether the schedule
+# adds changes to the base's). Every inheriting scenario file must be listed here.
 VARIANTS: dict[str, tuple[str, set[str], bool]] = {
     "bank_initiative": ("baseline", {"policy.bank_initiative"}, False),
     "embargo_heavy": ("baseline", set(), True),
+    "faster_permitting": ("baseline", {"miners.permit_time_factor"}, False),
     "recycling_mandate": ("baseline", set(), True),
     "licensing_round_2028": ("baseline", set(), True),
     "stockpile_release": (
@@ -39,6 +42,8 @@ VARIANTS: dict[str, tuple[str, set[str], bool]] = {
         False,
     ),
 }
+# Keys of the [scenario] table that a variant always sets for itself.
+OWN_SCENARIO_KEYS = {"scenario.name", "scenario.description", "scenario.base"}
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -98,13 +103,41 @@ def test_scenario_runs_a_year_with_balanced_books(path):
     assert frame["balance_error_musd"].max() < 1e-6
 
 
+def _set_keys(data: dict[str, Any]) -> list[str]:
+    """Dotted keys a scenario file's data sets, outside the tables that need no citation."""
+    return list(_leaves({k: v for k, v in data.items() if k not in UNCITED_TABLES}))
+
+
 @pytest.mark.parametrize("path", SCENARIO_FILES, ids=lambda p: p.stem)
 def test_every_key_set_cites_a_source(path):
+    """Each file cites the keys it sets itself, in its own [sources]; inherited keys are cited
+    by the file that sets them."""
     data = _read(path)
     sources = data.get("sources", {})
-    settable = {k: v for k, v in data.items() if k not in UNCITED_TABLES}
-    uncited = [key for key in _leaves(settable) if not _cited(key, sources)]
+    uncited = [key for key in _set_keys(data) if not _cited(key, sources)]
     assert not uncited, f"{path.name}: keys without an entry in [sources]: {uncited}"
+
+
+@pytest.mark.parametrize("path", SCENARIO_FILES, ids=lambda p: p.stem)
+def test_sources_name_only_keys_the_file_sets(path):
+    """A file's [sources] cite only what the file itself sets (no citations copied from a base)."""
+    data = _read(path)
+    keys = list(_leaves({k: v for k, v in data.items() if k not in ("sources", "schedule")}))
+    stale = [
+        entry
+        for entry in data.get("sources", {})
+        if not any(key == entry or key.startswith(f"{entry}.") for key in keys)
+    ]
+    assert not stale, f"{path.name}: [sources] entries for keys the file does not set: {stale}"
+
+
+@pytest.mark.parametrize("path", SCENARIO_FILES, ids=lambda p: p.stem)
+def test_inherited_keys_are_cited_along_the_chain(path):
+    """With its bases merged in, every key a scenario sets is cited by some file in the chain."""
+    data = inherited_data(path, ())
+    sources = data.get("sources", {})
+    uncited = [key for key in _set_keys(data) if not _cited(key, sources)]
+    assert not uncited, f"{path.name} (with its bases): keys without a source: {uncited}"
 
 
 @pytest.mark.parametrize("path", SCENARIO_FILES, ids=lambda p: p.stem)
@@ -118,20 +151,32 @@ def test_every_scheduled_change_cites_a_source(path):
     assert not missing, f"{path.name}: schedule entries without a source: {missing}"
 
 
+def test_every_inheriting_file_is_a_listed_variant():
+    inheriting = {p.stem for p in SCENARIO_FILES if _read(p).get("scenario", {}).get("base")}
+    assert inheriting == set(VARIANTS)
+
+
 @pytest.mark.parametrize("name", sorted(VARIANTS))
-def test_variant_files_still_match_the_scenario_they_copy(name):
-    base_name, allowed, schedule_may_differ = VARIANTS[name]
+def test_variant_differs_from_its_base_only_on_its_keys(name):
+    base_name, keys, adds_schedule = VARIANTS[name]
+    assert _read(SCENARIO_DIR / f"{name}.toml")["scenario"]["base"] == base_name
     variant = load_scenario(name).model_dump(mode="json")
     base = load_scenario(base_name).model_dump(mode="json")
-    ignore = {"scenario.name", "scenario.description"} | allowed
     flat_variant = _flat({k: v for k, v in variant.items() if k not in ("schedule", "sources")})
     flat_base = _flat({k: v for k, v in base.items() if k not in ("schedule", "sources")})
-    differ = sorted(
+    assert flat_variant.keys() == flat_base.keys()
+    differ = {
         key
-        for key in flat_variant.keys() | flat_base.keys()
-        if key not in ignore and flat_variant.get(key) != flat_base.get(key)
+        for key in flat_variant
+        if key not in OWN_SCENARIO_KEYS and flat_variant[key] != flat_base[key]
+    }
+    assert differ == keys, (
+        f"{name} differs from {base_name} on {sorted(differ - keys)}; "
+        f"listed but equal: {sorted(keys - differ)}"
     )
-    assert not differ, f"{name} no longer matches {base_name} on: {differ}"
-    assert not (allowed - flat_variant.keys()), f"{name}: unknown keys {allowed}"
-    if not schedule_may_differ:
-        assert _changes(variant) == _changes(base), f"{name}: schedule differs from {base_name}"
+    own, inherited = _changes(variant), _changes(base)
+    if adds_schedule:
+        assert own[: len(inherited)] == inherited, f"{name}: {base_name}'s schedule is not kept"
+        assert len(own) > len(inherited), f"{name}: adds no scheduled changes to {base_name}"
+    else:
+        assert own == inherited, f"{name}: schedule differs from {base_name}"
