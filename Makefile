@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml tools/find-python
 	$(BIN)/python -m pip install --quiet -e '.[dev,distributed]'
 	@touch $(STAMP)
 
+# The default sweep: tariffs 0-150% x 10 seeds on all cores; --resume finishes or reuses a
+# previous run of the same sweep in results/tariff_sweep.
 run: $(STAMP)
-	$(BIN)/resim run baseline --seeds 4 --out results/baseline
+	$(BIN)/resim sweep tariff_sweep --out results/tariff_sweep --resume
 
 lint: $(STAMP)
 	$(BIN)/ruff check sim tests tools

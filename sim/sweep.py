@@ -18,6 +18,7 @@ import hashlib
 import itertools
 import json
 import multiprocessing
+import os
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -46,6 +47,9 @@ from sim.runner import run_id, simulate_with_events
 from sim.scenario import SCENARIO_DIR, ScenarioError, load_scenario, read_toml, resolved_dict
 
 SCHEDULER_OPTION = "--scheduler"
+# Fault-injection hooks for the test suite (documented in docs/ODD.md and tests/test_sweep.py):
+FAULT_KILL_ONCE = "RESIM_FAULT_KILL_ONCE"  # seed whose first run kills its worker process
+FAULT_RAISE = "RESIM_FAULT_RAISE"  # seed whose runs raise inside the model run
 MAX_ATTEMPTS = 3  # a run whose worker dies this often is recorded as failed
 
 
@@ -252,10 +256,22 @@ def _scenario(base: str, overrides_json: str) -> Any:
     return load_scenario(base, json.loads(overrides_json))
 
 
-def run_one(base: str, overrides_json: str, seed: int, rid: str, out: str) -> dict[str, Any]:
+def run_one(
+    base: str,
+    overrides_json: str,
+    seed: int,
+    rid: str,
+    out: str,
+    faults: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Run one point x seed in a worker; write its files atomically; never raise."""
     started = time.perf_counter()
+    faults = faults or {}
+    _inject_faults(seed, out, faults)
     try:
+        if faults.get(FAULT_RAISE) == str(seed):
+            msg = f"fault injected by {FAULT_RAISE}={seed}"
+            raise RuntimeError(msg)
         frame, events = simulate_with_events(_scenario(base, overrides_json), seed)
         frame["run_id"] = rid
         events_df = events_frame([{**e, "run_id": rid} for e in events])
@@ -272,9 +288,31 @@ def run_one(base: str, overrides_json: str, seed: int, rid: str, out: str) -> di
         }
 
 
-def run_batch(base: str, tasks: list[tuple[str, int, str]], out: str) -> list[dict[str, Any]]:
+def _inject_faults(seed: int, out: str, faults: dict[str, str]) -> None:
+    """Fault injection for tests: kill this worker once, at a run of the given seed."""
+    target = faults.get(FAULT_KILL_ONCE)
+    if target and target == str(seed):
+        flag = Path(out) / ".fault_killed"
+        if not flag.exists():
+            flag.touch()
+            os._exit(137)
+
+
+def run_batch(
+    base: str, tasks: list[tuple[str, int, str]], out: str, faults: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """Run several (overrides_json, seed, run_id) tasks in one worker call."""
-    return [run_one(base, overrides_json, seed, rid, out) for overrides_json, seed, rid in tasks]
+    return [
+        run_one(base, overrides_json, seed, rid, out, faults) for overrides_json, seed, rid in tasks
+    ]
+
+
+def fault_settings() -> dict[str, str]:
+    """Fault-injection hooks set in the parent's environment.
+
+    They are passed to workers explicitly: worker processes may have started before they were set.
+    """
+    return {name: os.environ[name] for name in (FAULT_KILL_ONCE, FAULT_RAISE) if name in os.environ}
 
 
 class SweepFolderError(ScenarioError):
@@ -399,12 +437,14 @@ def execute_local(
 ) -> None:
     """Run batches in one long-lived pool of worker processes; survive workers that die."""
     attempts: dict[str, int] = {}
+    faults = fault_settings()
     pending = _batches(plan, todo, workers)
     context = multiprocessing.get_context("forkserver")
     while pending:
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             futures: dict[Future[list[dict[str, Any]]], list[tuple[str, int, str]]] = {
-                pool.submit(run_batch, plan.spec.base, batch, str(out)): batch for batch in pending
+                pool.submit(run_batch, plan.spec.base, batch, str(out), faults): batch
+                for batch in pending
             }
             pending = []
             while futures:
@@ -462,7 +502,13 @@ def execute_dask(
         batches = _batches(plan, todo, workers)
         futures = [
             client.submit(
-                run_batch, plan.spec.base, batch, str(out), pure=False, retries=MAX_ATTEMPTS - 1
+                run_batch,
+                plan.spec.base,
+                batch,
+                str(out),
+                fault_settings(),
+                pure=False,
+                retries=MAX_ATTEMPTS - 1,
             )
             for batch in batches
         ]
