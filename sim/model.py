@@ -361,7 +361,15 @@ class RareEarthModel(mesa.Model):
         foreign.learn()
         pop.learn(self.import_price, unmet_share, alerts)
         self.expected_import_price = pop.expected_price.copy()
-        self.applications = foreign_bought + unmet
+        # Licence applications: what importers need from abroad, their demand less what domestic
+        # producers made this month (not last month's purchases, which a tight regime shrinks).
+        domestic = np.array(
+            [
+                *(ledger.tonne_flow("mine_domestic", p) for p in PRODUCTS),
+                ledger.tonne_flow("magnet_made_domestic", "magnet"),
+            ]
+        )
+        self.applications = np.maximum(need - domestic, 0.0)
         self.last_unmet_share = unmet_share
         fleet.value_equity()
 

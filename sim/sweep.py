@@ -543,6 +543,9 @@ def run_sweep(
     out.mkdir(parents=True, exist_ok=True)
     (out / "runs").mkdir(exist_ok=True)
     (out / "events").mkdir(exist_ok=True)
+    # A kill during an atomic write leaves its temporary file: never read as a result, removed here.
+    for leftover in [*out.glob("runs/.*.tmp"), *out.glob("events/.*.tmp"), *out.glob(".*.tmp")]:
+        leftover.unlink(missing_ok=True)
     finished = finished_runs(plan, out)
     status: dict[str, dict[str, Any]] = {
         r.run_id: {"status": "done" if r.run_id in finished else "pending"} for r in plan.runs

@@ -108,14 +108,24 @@ def test_binding_dytb_quota_creates_two_tier_pricing():
     assert_not_down(paired(total_of("unmet_demand_dytb"), quota), "unmet Dy/Tb demand")
 
 
-def test_binding_dytb_quota_raises_unmet_demand_when_importers_depend_on_imports():
+def test_binding_dytb_quota_cuts_use_when_importers_depend_on_imports():
     # Without domestic mines importers buy ~6 t/month of Dy/Tb abroad. A 60 t/yr quota binds but
     # the price gap it opens draws illicit exports that nearly close it; 12 t/yr binds for sure.
+    # The shortage shows as less Dy/Tb used and fewer domestic magnets made: magnet makers cut
+    # their production plans, and unmet_demand_dytb is measured against those plans, so it is
+    # not the measure of this shortage.
     quota = {"policy.export_quota.dytb": 12.0}
     import_dependent = {"population.miners": 0}
     gap = mean_gap("price_landed_dytb", "price_foreign_dytb")
     assert_up(paired(gap, quota, import_dependent), "landed minus foreign home Dy/Tb price")
-    assert_up(paired(total_of("unmet_demand_dytb"), quota, import_dependent), "unmet Dy/Tb demand")
+    assert_down(paired(total_of("consumption_dytb"), quota, import_dependent), "Dy/Tb used")
+    assert_down(
+        paired(total_of("production_magnet_domestic_t"), quota, import_dependent),
+        "domestic magnets made",
+    )
+    assert_up(
+        paired(total_of("exports_illicit_dytb"), quota, import_dependent), "illicit Dy/Tb exports"
+    )
 
 
 def test_non_binding_quota_leaves_dytb_prices_unchanged():

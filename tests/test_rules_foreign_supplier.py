@@ -268,7 +268,8 @@ def test_production_by_basket_and_cost():
 def test_home_market_at_target_stock_sells_expected_demand_at_reference():
     model = tiny()
     foreign = model.foreign
-    model.ledger.tonnes[foreign.account, :3] = foreign.stock_target()
+    # On hand: the working stock plus this month's expected sales.
+    model.ledger.tonnes[foreign.account, :3] = foreign.stock_target() + foreign.home_demand_ref
     foreign.holdback = 0.0
     foreign.sell_home()
     assert foreign.price_home == pytest.approx(foreign.price_ref)
@@ -279,9 +280,10 @@ def test_home_market_surplus_stock_defends_the_price():
     model = tiny()
     foreign = model.foreign
     demand = foreign.home_demand_ref
-    # Three months of demand above target: offer = demand + 3 x demand / 3 = 2 x demand, more
-    # than buyers take even at the defended price (0.8 x reference): demand x 0.8^-0.3.
-    model.ledger.tonnes[foreign.account, :3] = foreign.stock_target() + 3 * demand
+    # Three months of demand above target after this month's sales: offer = demand + 3 x demand
+    # / 3 = 2 x demand, more than buyers take even at the defended price (0.8 x reference):
+    # demand x 0.8^-0.3.
+    model.ledger.tonnes[foreign.account, :3] = foreign.stock_target() + 4 * demand
     foreign.holdback = 0.0
     foreign.sell_home()
     assert foreign.price_home == pytest.approx(0.8 * foreign.price_ref)

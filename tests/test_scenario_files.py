@@ -29,6 +29,13 @@ VARIANTS: dict[str, tuple[str, set[str], bool]] = {
     "faster_permitting": ("baseline", {"miners.permit_time_factor"}, False),
     "recycling_mandate": ("baseline", set(), True),
     "licensing_round_2028": ("baseline", set(), True),
+    "history_2025_events": ("baseline", {"scenario.start", "scenario.months"}, True),
+    "history_2025_licensing": ("history_2025_events", {"government.contracts"}, False),
+    "history_2025_licensing_reaction": (
+        "history_2025_events",
+        {"government.reaction.enabled", "policy.floor_upside_share"},
+        False,
+    ),
     "stockpile_release": (
         "embargo_heavy",
         {

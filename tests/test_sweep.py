@@ -197,7 +197,8 @@ def test_sigkill_then_resume_equals_an_uninterrupted_sweep(tmp_path):
     assert 3 <= done_before < 12
     assert main(["sweep", str(path), "--out", str(out), "--resume", "--workers", "2"]) == 0
     assert_same_results(reference, out)
-    assert not list((out / "runs").glob(".*"))  # no temporary file left to be read as a result
+    # A kill mid-write leaves a temporary file; resume removes it.
+    assert not list((out / "runs").glob(".*"))
 
 
 def test_a_worker_that_dies_costs_only_a_rerun(tmp_path, monkeypatch):

@@ -338,14 +338,18 @@ class ForeignSupplier(mesa.Agent):
         ledger = model.ledger
         stock = self.stock()
         growth = (1.0 + self.p.home_demand_growth_per_year) ** (model.month / 12.0)
-        # Stock-adjustment rule: sell expected demand, plus or minus a third of the stock gap.
+        # Stock-adjustment rule (Sterman 2000): sell expected demand, plus or minus a third of the
+        # gap between the stock that would remain and the working-stock target.
         expected_demand = (
             self.home_demand_ref
             * growth
             * (self.expected_home / self.price_ref) ** self.p.home_demand_elasticity
         )
         target = self.stock_target()
-        offer = np.clip(expected_demand + (stock - target) / 3.0, 0.0, stock) * (
+        # The gap is measured on the stock left after selling the expected demand: this month's
+        # output is part of what is on hand now, not of the working stock.
+        remaining = stock - expected_demand
+        offer = np.clip(expected_demand + (remaining - target) / 3.0, 0.0, stock) * (
             1.0 - self.holdback
         )
         reservation = self.p.defend_price_ratio * self.price_ref
