@@ -300,6 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", default=None, help="results folder (default results/<sweep name>)")
     sweep.add_argument("--resume", action="store_true", help="finish an interrupted sweep in --out")
     sweep.set_defaults(func=cmd_sweep)
+    from sim import compare
+
+    comp = sub.add_parser(
+        "compare", help="compare results folders (or a sweep's points) with confidence intervals"
+    )
+    compare.add_arguments(comp)
+    comp.set_defaults(func=compare.cmd_compare)
     return parser
 
 
