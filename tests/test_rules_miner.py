@@ -258,9 +258,27 @@ def test_construction_spends_exactly_capex_then_ramps_up():
     assert spent == pytest.approx([30.0, 30.0, 30.0, 30.0, 0.0, 0.0, 0.0])
     assert sum(spent) == pytest.approx(120.0)
     assert states == [State.CONSTRUCTION] * 4 + [State.RAMP_UP] * 3
-    # The loan (50% of capex) starts amortising over the 7-year tenor on completion.
+    # The loan (50% of capex) does not amortise during ramp-up: repayment starts at completion.
     assert fleet.loan[0] == pytest.approx(60.0)
-    assert fleet.loan_months_left[0] == 84
+    assert fleet.loan_months_left[0] == 0
+    fleet.ramp_months[0] = 3.0
+    for _ in range(1):
+        model.ledger.start_step()
+        fleet.advance()
+    assert State(int(fleet.state[0])) == State.OPERATING
+    assert fleet.loan_months_left[0] == 84  # amortised over the 7-year tenor from completion
+
+
+def test_interest_is_capitalised_until_completion():
+    model = tiny()
+    fleet = simple_fleet(model, [State.CONSTRUCTION, State.RAMP_UP, State.OPERATING, State.CLOSED])
+    fleet.loan[:3] = 120.0
+    fleet.loan_rate[:3] = 0.06
+    model.ledger.start_step()
+    model.bank.collect(fleet)
+    # 0.5% a month: added to the loan while building or ramping up, paid in cash once operating.
+    assert fleet.loan[:3] == pytest.approx([120.6, 120.6, 120.0])
+    assert model.ledger.money_flow("loan_interest") == pytest.approx(0.6)
 
 
 # -------------------------------------------------------------------------------- default

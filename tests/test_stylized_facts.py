@@ -349,18 +349,6 @@ def test_firms_substitution_does_not_come_back_after_embargo() -> None:
     assert_all(check, "after the embargo lifts no firm's substitution falls back")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "substitution_share (ManufacturerPopulation.substitution_share) weights each firm's "
-        "thrift + redesign by its current gross need. After the lift the magnet price falls, "
-        "magnet makers plan no output for a few months (their oxide need leaves the weights) "
-        "and then restart at full capacity in one month: their oxide need re-enters the "
-        "weights and the reported share drops by ~0.004 (~7%) in one month (months 29-33, in "
-        "16 of 20 seeds), although no firm's substitution falls (agent-level test above). A "
-        "composition effect of the column that reads as a rebound."
-    ),
-)
 def test_reported_substitution_does_not_fall_after_embargo() -> None:
     def check(seed: int) -> str | None:
         share = run("embargo_lifted", seed).frame["substitution_share"].to_numpy()

@@ -4,13 +4,13 @@ Decision rule for each financing request (CAL "project finance" row; Esty 2004, 
 Finance*): value the project at the bank's own price deck, ``price_haircut`` x its adaptive
 expectation of prices (lenders test cash flows at conservative prices), raised to any government
 price floor; approve when the NPV at the hurdle rate is positive and this year's budget can carry
-the loan. The loan is ``leverage`` x capex at the ``interest`` rate, interest-only during
-construction and amortised over ``tenor_years`` after. The programme (``policy.bank_initiative``,
+the loan. The loan is ``leverage`` x capex at the ``interest`` rate; interest is capitalised until
+completion (the end of ramp-up) and the loan is then amortised over ``tenor_years``. The programme (``policy.bank_initiative``,
 CAL JPMorgan initiative) adds budget (programme size x ``critical_minerals_share`` / years),
 lowers the hurdle, raises leverage, lowers the rate and takes a direct equity stake
 (``equity_stake_share`` x capex, from the equity budget). A government equity stake in the project
-or a government floor contract cuts the hurdle by ``gov_backing_hurdle_cut``. On default the bank recovers ``recovery_rate`` of
-the loan (asset sale) and writes off the rest, and its equity stake goes to zero.
+or a government floor contract cuts the hurdle by ``gov_backing_hurdle_cut``. On default the
+bank recovers ``recovery_rate`` of the loan (asset sale) and writes off the rest, and its equity stake goes to zero.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ class Bank(mesa.Agent):
     def _lend(self, fleet: MinerFleet, i: int, loan: float, rate: float) -> None:
         fleet.loan[i] = loan
         fleet.loan_rate[i] = rate
-        fleet.loan_months_left[i] = 0.0  # interest-only until construction completes
+        fleet.loan_months_left[i] = 0.0  # interest capitalised until completion (end of ramp-up)
         self.model.ledger.pay(self.account, fleet.accounts[i], loan, "loan_disbursed")
 
     def start_repayment(self, fleet: MinerFleet, done: NDArray[np.bool_]) -> None:
@@ -129,8 +129,15 @@ class Bank(mesa.Agent):
 
     def collect(self, fleet: MinerFleet) -> None:
         """Interest and principal due from every borrower this month."""
+        from sim.agents.miner import State
+
         has_loan = fleet.loan > 1e-12
         interest = np.where(has_loan, fleet.loan * fleet.loan_rate / 12.0, 0.0)
+        # Interest until completion (construction and ramp-up) is capitalised, as project finance
+        # does: repayment starts once the plant has passed its ramp-up (completion).
+        building = has_loan & fleet.in_state(State.CONSTRUCTION, State.RAMP_UP)
+        fleet.loan = fleet.loan + np.where(building, interest, 0.0)
+        interest = np.where(building, 0.0, interest)
         amortising = has_loan & (fleet.loan_months_left > 0)
         principal = np.where(
             amortising, np.minimum(np.maximum(fleet.loan_payment - interest, 0.0), fleet.loan), 0.0

@@ -393,7 +393,11 @@ class ManufacturerPopulation:
     # ------------------------------------------------------------------------- reporting
     def substitution_share(self) -> float:
         """Share of importers' REE demand (REO-equivalent) removed by thrift and redesign."""
+        # Weights are each firm's demand at capacity, not this month's plan: a magnet maker that
+        # plans no output for a month must not drop out of the average and read as a rebound.
         weights = self.gross_need.copy()
+        mm = self.is_magnet_maker
+        weights[mm, :2] = (self.capacity_t_per_year[mm] / 12.0)[:, None] * self.intensity[None, :]
         weights[:, G_MAGNET] *= self.intensity.sum()
         sub = (self.thrift + self.redesign) * weights
         total = float(weights.sum())

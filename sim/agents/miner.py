@@ -383,11 +383,11 @@ class MinerFleet:
             building & ~done, self.capex / self.construction_months, 0.0
         )
         self._enter(done, State.RAMP_UP, "construction complete; ramp-up starts")
-        model.bank.start_repayment(self, done)
 
         ramping = self.in_state(State.RAMP_UP)
         ramped = ramping & (self.months_in_state >= self.ramp_months)
         self._enter(ramped, State.OPERATING, "ramp-up complete")
+        model.bank.start_repayment(self, ramped)
 
         ratio = np.divide(value, self.opex, out=np.full(self.n, np.inf), where=self.opex > 0)
         to_idle = self.in_state(State.OPERATING, State.RAMP_UP) & (ratio < self.p.idle_margin)
