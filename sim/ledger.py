@@ -74,9 +74,10 @@ class Ledger:
         g = GOOD_INDEX[good]
         if _is_index(src) and _is_index(dst) and isinstance(amount, float | int):
             value = _checked_scalar(amount, flow)
-            self.tonnes[src, g] -= value
-            self.tonnes[dst, g] += value
-            self.tonne_flows[flow, good] += value
+            if value:
+                self.tonnes[src, g] -= value
+                self.tonnes[dst, g] += value
+                self.tonne_flows[flow, good] += value
             return
         self.tonne_flows[flow, good] += _apply(self.tonnes[:, g], src, dst, amount, flow)
 
@@ -87,9 +88,10 @@ class Ledger:
         """
         if _is_index(src) and _is_index(dst) and isinstance(amount_musd, float | int):
             value = _checked_scalar(amount_musd, flow)
-            self.money[src] -= value
-            self.money[dst] += value
-            self.money_flows[flow] += value
+            if value:
+                self.money[src] -= value
+                self.money[dst] += value
+                self.money_flows[flow] += value
             return
         self.money_flows[flow] += _apply(self.money, src, dst, amount_musd, flow)
 
@@ -147,6 +149,8 @@ def _apply(
         values = np.full(len(src if src_many else dst), float(values))  # type: ignore[arg-type]
     _check_amount(values, flow)
     total = float(values.sum())
+    if total == 0.0:  # amounts are >= 0, so a zero total moves nothing
+        return 0.0
     if src_many:
         column[src] -= values  # type: ignore[index]
     else:
