@@ -35,7 +35,8 @@ def tiny_sweep(tmp: Path, seeds: int) -> Path:
 @pytest.mark.benchmark(group="sweep-throughput")
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sweep_throughput(benchmark, tmp_path, workers):
-    plan = plan_sweep(tiny_sweep(tmp_path, RUNS // 4))
+    runs = RUNS if not benchmark.disabled else 8  # plain `pytest`: only show that it works
+    plan = plan_sweep(tiny_sweep(tmp_path, runs // 4))
     outs = iter(range(10))
 
     def sweep() -> None:
@@ -51,7 +52,8 @@ def test_sweep_throughput(benchmark, tmp_path, workers):
 @pytest.mark.benchmark(group="sweep-parent-memory")
 def test_parent_memory_flat_in_runs(benchmark, tmp_path):
     peaks = {}
-    for seeds in (RUNS // 8, RUNS // 4):
+    runs = RUNS if not benchmark.disabled else 16
+    for seeds in (runs // 8, runs // 4):
         folder = tmp_path / f"s{seeds}"
         folder.mkdir()
         plan = plan_sweep(tiny_sweep(folder, seeds))
@@ -74,6 +76,6 @@ def test_result_writing_per_run(benchmark, tmp_path):
         write_parquet(frame, tmp_path / f"{next(counter)}.parquet")
 
     started = time.perf_counter()
-    benchmark.pedantic(write, rounds=50, iterations=1)
+    benchmark.pedantic(write, rounds=50 if not benchmark.disabled else 1, iterations=1)
     benchmark.extra_info["rows"] = len(frame)
     benchmark.extra_info["seconds_total"] = time.perf_counter() - started
