@@ -6,7 +6,8 @@ consumed, the wider economy that is paid wages and reagents, investors, final cu
 debits one account and credits another by the same amount, so the sum over all accounts of each
 good and of money stays zero for ever; ``residuals`` reports how far rounding has moved it.
 
-Each transfer carries a flow label; the per-step totals by label (``flows``) feed the reported
+Each transfer carries a flow label; the per-step totals by label (``tonne_flows`` and
+``money_flows``) feed the reported
 columns and the stock-flow identities that ``sim.model`` checks every month.
 """
 
@@ -33,7 +34,8 @@ class Ledger:
     Attributes:
         tonnes: array (accounts x goods) of holdings in t (t REO for oxides, t for magnets).
         money: array (accounts) of cash in US$ million.
-        flows: per-step totals by flow label, tonnes by (label, good) and money by label.
+        tonne_flows: per-step totals of tonnes by (flow label, good).
+        money_flows: per-step totals of money by flow label.
     """
 
     def __init__(self, capacity: int = 64) -> None:

@@ -333,3 +333,16 @@ def test_equity_value_of_operating_and_prospect():
     # Prospect at 85%: chance 0.5 x 0.3 of (15.5 M/yr x annuity - capex 50).
     assert fleet.equity_value[1] == pytest.approx(0.15 * (15.5 * annuity - 50.0))
     assert fleet.equity_value[2] == pytest.approx(7.0)  # closed: only its cash
+
+
+def test_repayment_starts_when_a_plant_restarts_after_idling_in_ramp_up():
+    model = tiny()
+    fleet = simple_fleet(model, [State.IDLE, State.CLOSED, State.CLOSED, State.CLOSED])
+    fleet.loan[0] = 50.0
+    fleet.loan_rate[0] = 0.06
+    set_expected_ndpr(fleet, 200.0)  # restarts at once
+    model.ledger.start_step()
+    fleet.advance()
+    assert State(int(fleet.state[0])) == State.OPERATING
+    assert fleet.loan_months_left[0] == 84
+    assert fleet.loan_payment[0] > 0

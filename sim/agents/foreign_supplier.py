@@ -14,7 +14,7 @@ layers with their own inventories). Decision rules, parameters in ``foreign``:
   tax, CAL/OECD row), so without restrictions import prices track home prices plus trade costs.
   The quantity is capped by the export quota (``policy.export_quota``, spread evenly over the
   year) and, under a licence regime, by licences approved ``delay_months`` earlier for
-  ``approval_share`` of applications (applications = importers' unmet call on foreign supply).
+  ``approval_share`` of applications (applications = importers' demand less domestic output this month).
   When a cap binds, importers bid the price up: the gap between the import-market FOB price and
   the home price is a licence rent kept by quota holders (CAL: licences are tradable rents), and
   two-tier pricing emerges rather than being imposed.

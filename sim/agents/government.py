@@ -6,12 +6,12 @@ Levers are the scenario's ``policy`` keys, changed by date through the scenario'
 - **Tariffs** collected at the border on the FOB value of imports from the foreign supplier
   (pass-through about 100%, CAL: Amiti, Redding and Weinstein 2019).
 - **Price floor** contracts (CAL: DoD - MP Materials): for every tonne a domestic miner sells below
-  the floor the government pays the gap; above it, the miner pays back ``floor_upside_share`` of
+  the floor the government pays the gap; above it, the miner pays back ``floor_upside_share`` (or its contract's share) of
   the excess.
 - **Reaction function**: when the share of manufacturers halted, the share of demand unmet or the
   landed-to-reference price ratio crosses its trigger, the government decides after
   ``lag_months`` (CAL: the DoD-MP deal came three months after the April 2025 controls): it sets
-  the configured price floors, puts ``equity_musd`` into projects not yet built
+  the configured price floors (unless ``set_floors`` is off), puts ``equity_musd`` into projects not yet built
   (best NPV first, which also cuts the bank's hurdle for them), and releases its stockpile over
   ``stockpile_release_months``. Each response happens once.
 - **Contracts** with named projects (``government.contracts``, CAL: DoD - MP Materials, USA Rare

@@ -25,7 +25,7 @@ State machine (Riddle et al. 2015 deposit developers; CAL lead-time rows):
   unseparated concentrate is sold to the foreign supplier at its home prices less
   ``concentrate_discount``.
 - **Default** when cash falls below zero after opex, fixed costs and debt service.
-- **Equity value** of listed miners: expected discounted cash flow at current expectations,
+- **Equity value** of every project (the reported column sums the listed ones): expected discounted cash flow at current expectations,
   financing terms and policy (a floor raises the price used, the bank's programme raises the chance
   and lowers the cost of finance), times the chance of reaching production, less bank and
   government debt; it moves on
@@ -387,13 +387,16 @@ class MinerFleet:
         ramping = self.in_state(State.RAMP_UP)
         ramped = ramping & (self.months_in_state >= self.ramp_months)
         self._enter(ramped, State.OPERATING, "ramp-up complete")
-        model.bank.start_repayment(self, ramped)
 
         ratio = np.divide(value, self.opex, out=np.full(self.n, np.inf), where=self.opex > 0)
         to_idle = self.in_state(State.OPERATING, State.RAMP_UP) & (ratio < self.p.idle_margin)
         self._enter(to_idle, State.IDLE, "idles: expected value below cash cost")
         restart = self.in_state(State.IDLE) & (ratio >= self.p.restart_margin) & (self.reserves > 0)
         self._enter(restart, State.OPERATING, "restarts")
+        # Repayment starts at completion: the first month a financed plant operates, whether it
+        # got there by finishing its ramp-up or by restarting after idling during it.
+        completed = self.in_state(State.OPERATING) & (self.loan > 1e-9) & (self.loan_payment <= 0)
+        model.bank.start_repayment(self, completed)
 
     def produce(self) -> None:
         """Mine and separate this month's output; sell concentrate to the foreign supplier."""
