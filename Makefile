@@ -20,14 +20,24 @@ run: $(STAMP)
 	$(BIN)/resim sweep tariff_sweep --out results/tariff_sweep --resume
 
 lint: $(STAMP)
-	$(BIN)/ruff check sim tests tools
-	$(BIN)/ruff format --check sim tests
+	$(BIN)/ruff check sim tests tools viz
+	$(BIN)/ruff format --check sim tests viz
 
 typecheck: $(STAMP)
 	$(BIN)/mypy sim
 
-pytest: $(STAMP)
+pytest: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# What the browser app's tests need beyond Python packages: Debian's chromium for Playwright, and
+# the front-end files Solara would fetch from a CDN, from npm into the venv (offline afterwards).
+# Quick when already done.
+.PHONY: browser
+browser: $(STAMP)
+	@missing=""; command -v chromium >/dev/null || missing="chromium"; \
+	  command -v npm >/dev/null || missing="$$missing npm"; \
+	  if [ -n "$$missing" ]; then apt-get update && apt-get install -y $$missing; fi
+	$(BIN)/python tools/fetch_solara_assets.py
 
 test: lint typecheck pytest
 
