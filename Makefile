@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench docs clean
+.PHONY: run test lint typecheck pytest bench docs guide clean
 
 $(STAMP): pyproject.toml tools/find-python
 	@PY=$$(tools/find-python) || exit 1; \
@@ -43,6 +43,11 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest tests/bench --benchmark-enable --benchmark-only -q
+
+# Regenerate docs/guide.md (commands, output, tables) and docs/figures/guide_*.png by running every
+# command the guide shows into results/guide/ (about 4-6 minutes on two cores).
+guide: $(STAMP)
+	$(BIN)/python tools/guide.py
 
 docs: $(STAMP)
 	$(BIN)/python -m sim.docs docs/ODD.md

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import platform
+import re
 import subprocess
+import sys
 import tempfile
 from datetime import UTC, datetime
 from importlib import metadata
@@ -84,11 +88,10 @@ def write_json(data: dict[str, Any], path: Path) -> None:
     )
 
 
-def git_commit() -> str | None:
-    """The source tree's commit, where known."""
+def _git(*args: str) -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
+            ["git", *args],
             cwd=Path(__file__).parent,
             capture_output=True,
             text=True,
@@ -97,18 +100,106 @@ def git_commit() -> str | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_commit() -> str | None:
+    """The source tree's commit, where known."""
+    return _git("rev-parse", "HEAD") or None
+
+
+def git_dirty() -> bool | None:
+    """Whether tracked files differ from the commit (then the commit alone cannot rerun a run)."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return None if status is None else bool(status)
+
+
+# pyproject's dependencies (and the optional Dask backend), listed even where the installed
+# metadata of resim is stale; the walk below adds what they require in turn.
+_CORE = (
+    "resim",
+    "mesa",
+    "networkx",
+    "numpy",
+    "pandas",
+    "matplotlib",
+    "pyarrow",
+    "pydantic",
+    "rich",
+    "salib",
+    "dask",
+    "distributed",
+)
+
+
+def _requirement_names(name: str) -> list[str]:
+    """Names of the distributions ``name`` requires on this platform (extras left out)."""
+    try:
+        requires = metadata.requires(name) or []
+    except metadata.PackageNotFoundError:
+        return []
+    try:
+        from packaging.requirements import InvalidRequirement, Requirement
+    except ImportError:  # pragma: no cover - packaging comes with matplotlib
+        Requirement = None  # type: ignore[assignment,misc]
+    names = []
+    for text in requires:
+        if Requirement is not None:
+            try:
+                req = Requirement(text)
+            except InvalidRequirement:
+                continue
+            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+                continue
+            names.append(req.name)
+        elif ";" not in text:
+            match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", text)
+            if match:
+                names.append(match.group(0))
+    return names
 
 
 def versions() -> dict[str, str]:
-    """Versions of the package and the libraries results depend on."""
+    """Versions of Python, the package and every library it depends on, directly or not."""
+    return dict(_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _versions() -> tuple[tuple[str, str], ...]:
     out = {"python": platform.python_version()}
-    for name in ("resim", "mesa", "numpy", "pandas", "pyarrow", "pydantic"):
+    seen: set[str] = set()
+    todo = list(_CORE)
+    while todo:
+        name = todo.pop()
+        key = re.sub(r"[-_.]+", "-", name).lower()
+        if key in seen:
+            continue
+        seen.add(key)
         try:
-            out[name] = metadata.version(name)
+            out[key] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            out[name] = "unknown"
-    return out
+            if name in _CORE and name not in ("dask", "distributed"):
+                out[key] = "unknown"
+            continue
+        todo.extend(_requirement_names(name))
+    return tuple(sorted(out.items()))
+
+
+def platform_info() -> dict[str, str]:
+    """Where the run ran (floating-point results may differ across machines and BLAS builds)."""
+    return {
+        "system": platform.system(),
+        "machine": platform.machine(),
+        "python_implementation": platform.python_implementation(),
+    }
+
+
+def file_sha256(path: Path) -> str | None:
+    """SHA-256 of a file's bytes, or None when it cannot be read."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def manifest(
@@ -119,8 +210,16 @@ def manifest(
     agent_counts: dict[str, int],
     runs: list[dict[str, Any]],
     started: datetime,
+    *,
+    inputs: dict[str, dict[str, Any]] | None = None,
+    reproduces: str | None = None,
 ) -> dict[str, Any]:
-    """The manifest of a results folder."""
+    """The manifest of a results folder: everything needed to rerun it bit for bit.
+
+    ``parameters`` are the resolved parameters (``resim run --from-manifest`` reruns from them),
+    ``inputs`` the data files they name with their SHA-256, ``versions`` every library,
+    ``git_commit``/``git_dirty`` the source tree, ``command`` the command line.
+    """
     return {
         "format_version": FORMAT_VERSION,
         "kind": "run",
@@ -130,8 +229,13 @@ def manifest(
         "seeds": seeds,
         "months": months,
         "agent_counts": agent_counts,
+        "inputs": inputs or {},
         "versions": versions(),
+        "platform": platform_info(),
         "git_commit": git_commit(),
+        "git_dirty": git_dirty(),
+        "command": list(sys.argv),
+        "reproduces": reproduces,
         "started": started.isoformat(),
         "finished": datetime.now(UTC).isoformat(),
         "runs": runs,
