@@ -250,6 +250,14 @@ def test_lever_change_mid_run_shows_in_event_log_and_charts(app: Page) -> None:
     app.wait_month(30)
     page.locator(".resim-pause").click()
     page.locator(".resim-play").wait_for()
+    # The charts draw asynchronously after the server sends them: wait until every chart has
+    # drawn the mark (on a loaded CI machine the last update can land after Pause).
+    wanted = "policy.tariff.ndpr = 1.0 (browser)"
+    page.wait_for_function(
+        f"() => {{ const m = ({CHART_MARKS_JS})(); return m.length === 11 && "
+        f"m.every((c) => (c || []).includes({wanted!r})); }}",
+        timeout=20_000,
+    )
     marks = page.evaluate(CHART_MARKS_JS)
     assert len(marks) == 11
     assert all(
