@@ -11,7 +11,6 @@ See ``docs/ODD.md`` for the full description.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -302,12 +301,9 @@ class RareEarthModel(mesa.Model):
         tariffs = self.tariff_array()
         floors = self.floor_array()
         tax = self.export_tax_array()
-        foreign_bought = np.zeros(4)
         unmet = np.zeros(4)
         for g, good in enumerate(GOODS):
-            price, received, foreign_bought[g] = self._clear(
-                g, good, offers, release, tariffs, tax, floors
-            )
+            price, received, _ = self._clear(g, good, offers, release, tariffs, tax, floors)
             self.import_price[g] = price
             if g < 3:
                 row[COL[f"price_landed_{good}"]] = price
@@ -644,8 +640,3 @@ class RareEarthModel(mesa.Model):
         """Recorded months so far (array view) and their dates."""
         dates = [add_months(self.start, i) for i in range(self.month)]
         return self.records[: self.month], dates
-
-
-def copy_scenario(scenario: Scenario) -> Scenario:
-    """A deep copy (scenarios are frozen, but nested dicts are not)."""
-    return copy.deepcopy(scenario)

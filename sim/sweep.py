@@ -21,7 +21,7 @@ import multiprocessing
 import os
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -29,7 +29,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -628,16 +627,6 @@ def collect(plan: SweepPlan, out: Path) -> pd.DataFrame:
     return summary
 
 
-def iter_sweep_files() -> Iterator[Path]:
-    """Sweep files in ``scenarios/``."""
-    for path in sorted(SCENARIO_DIR.glob("*.toml")):
-        try:
-            if "sweep" in read_toml(path):
-                yield path
-        except ScenarioError:
-            continue
-
-
 def headline(summary: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     """Seed means of headline metrics per point."""
     if summary.empty:
@@ -646,11 +635,3 @@ def headline(summary: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     table = summary.groupby(["point", "label"], sort=True)[cols].mean()
     table.insert(0, "seeds", summary.groupby(["point", "label"], sort=True).size())
     return table.reset_index()
-
-
-def as_float(value: Any) -> float:
-    """A number for display (NaN when not numeric)."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return float(np.nan)
