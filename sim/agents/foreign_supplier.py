@@ -12,6 +12,8 @@ layers with their own inventories). Decision rules, parameters in ``foreign``:
 - **Export offers** per oxide and for magnets at an FOB ask of the higher of the expected and the
   current home price (plus export
   tax, CAL/OECD row), so without restrictions import prices track home prices plus trade costs.
+  A magnet is asked at its oxide content at that price plus a conversion cost calibrated to the
+  reference magnet price, never below zero: no magnet is offered below the value of its oxide.
   The quantity is capped by the export quota (``policy.export_quota``, spread evenly over the
   year) and, under a licence regime, by licences approved ``delay_months`` earlier for
   ``approval_share`` of applications (applications = importers' demand less domestic output this month).
@@ -87,8 +89,14 @@ class ForeignSupplier(mesa.Agent):
         )
         self.intensity = np.array([m.magnet_ndpr_t_per_t, m.magnet_dytb_t_per_t])
         # Conversion cost chosen so the magnet ask equals the reference export price at reference
-        # oxide prices (DEM 5B, CAL prices): the supplier's costs are not published.
-        self.magnet_conversion = p.magnet_price_ref - float(self.intensity @ self.price_ref[:2])
+        # oxide prices (DEM 5B, CAL prices): the supplier's costs are not published. A cost is
+        # never negative: where the reference magnet price is below the value of the oxide in a
+        # magnet (an inconsistent calibration), conversion counts as costless, so the magnet ask
+        # never falls below the oxide content at home prices: no magnet is sold below the value
+        # of its material, which the supplier could sell as oxide instead.
+        self.magnet_conversion = max(
+            p.magnet_price_ref - float(self.intensity @ self.price_ref[:2]), 0.0
+        )
         self.price_home = self.price_ref.copy()
         self.expected_home = self.price_ref.copy()
         self.price_export = np.append(self.price_ref, p.magnet_price_ref)
