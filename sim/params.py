@@ -338,7 +338,7 @@ class Foreign(Strict):
         ByProduct(ndpr=56.0, dytb=370.0, cela=1.5),
         "US$/kg",
         "CAL: Prices table 2024 (Nd 56; Dy 260 and Tb 810 mixed 80:20 = 370, EST; Ce/La 1-2)",
-        "home price at the start",
+        "home price at the start; each > 0 (demand curves and reference prices are anchored at it)",
     )
     production_cost_usd_per_kg: float = param(
         12.0,
@@ -498,6 +498,20 @@ class Foreign(Strict):
         le=1,
         est_range=(0.05, 0.5),
     )
+
+    @field_validator("price_ref")
+    @classmethod
+    def _reference_prices_positive(cls, value: ByProduct) -> ByProduct:
+        # The home demand curve D(p) = D_ref (p / price_ref)^e, importers' reference landed prices
+        # and their price pressure are all measured against this price: zero defines none of them.
+        zero = [f"{p} = {getattr(value, p)}" for p in PRODUCTS if getattr(value, p) <= 0]
+        if zero:
+            msg = (
+                f"got {', '.join(zero)}; each reference price must be > 0 (US$/kg): the home "
+                "demand curve and importers' reference prices are anchored at it"
+            )
+            raise ValueError(msg)
+        return value
 
 
 # ------------------------------------------------------------------------------------- market

@@ -347,7 +347,6 @@ def outcome(name: str, path: Path, load: Callable[[], Any]) -> ScenarioError | N
 # test_robustness_extremes.py: valid settings that crash the run. A fuzzed input that meets one
 # is counted, not failed; any other exception fails the test.
 KNOWN_MODEL_FAULTS = {
-    "price_ref divide": ("RuntimeWarning", "foreign_supplier.py"),
     "defend_price_ratio 0": ("ZeroDivisionError", "market.py"),
 }
 

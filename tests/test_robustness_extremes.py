@@ -231,16 +231,9 @@ def _bound_cases() -> list[tuple[str, Any]]:
 
 
 KNOWN_CRASHES = {
-    ("foreign.price_ref.ndpr", 0.0): "RuntimeWarning divide by zero",
-    ("foreign.price_ref.dytb", 0.0): "RuntimeWarning divide by zero",
-    ("foreign.price_ref.cela", 0.0): "RuntimeWarning divide by zero",
     ("foreign.defend_price_ratio", 0.0): "ZeroDivisionError",
 }
 REASONS = {
-    "RuntimeWarning divide by zero": (
-        "sim/agents/foreign_supplier.py:~279 divides by foreign.price_ref (ge=0 allows 0): "
-        "invalid value in divide, NaN prices (an error under the test suite's warnings filter)"
-    ),
     "ZeroDivisionError": (
         "sim/market.py:~160 raises 0.0 to a negative power when foreign.defend_price_ratio = 0 "
         "(allowed: ge=0)"
@@ -249,8 +242,7 @@ REASONS = {
 
 
 def _bound_param(key: str, value: Any) -> Any:
-    low = any(k == key and v == "low" for k, v in KNOWN_CRASHES) and value < 1e-6
-    known = KNOWN_CRASHES.get((key, "low") if low else (key, value))
+    known = KNOWN_CRASHES.get((key, value))
     marks = [pytest.mark.xfail(strict=True, reason=REASONS[known])] if known else []
     return pytest.param(key, value, id=f"{key}={value:g}", marks=marks)
 
