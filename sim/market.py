@@ -15,6 +15,8 @@ The foreign supplier's home market has an aggregate isoelastic demand curve rath
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -62,76 +64,93 @@ def clear_call_auction(
     bid_p = np.asarray(bid_p, dtype=float)
     ask_q = np.asarray(ask_q, dtype=float)
     ask_p = np.asarray(ask_p, dtype=float)
+    bid_fill = np.zeros(bid_q.shape)
+    ask_fill = np.zeros(ask_q.shape)
     # Dust (quantities below a billionth of the book, e.g. remainders of pro-rata fills) is
-    # ignored, so that it cannot move the price.
+    # ignored, so that it cannot move the price. Most steps of a month's book are empty, so the
+    # work below runs on the live steps only.
     dust = 1e-9 * max(float(bid_q.sum()), float(ask_q.sum()), 1.0)
-    bid_live = bid_q > dust
-    ask_live = ask_q > dust
-    no_fill_b = np.zeros_like(bid_q)
-    no_fill_a = np.zeros_like(ask_q)
-    if not bid_live.any() and not ask_live.any():
-        return Clearing(last_price, 0.0, no_fill_b, no_fill_a)
-    if not bid_live.any():
-        return Clearing(float(ask_p[ask_live].min()), 0.0, no_fill_b, no_fill_a)
-    if not ask_live.any():
-        return Clearing(float(bid_p[bid_live].max()), 0.0, no_fill_b, no_fill_a)
+    b_live = (bid_q > dust).nonzero()[0]
+    a_live = (ask_q > dust).nonzero()[0]
+    if not b_live.size:
+        price = float(ask_p[a_live].min()) if a_live.size else last_price
+        return Clearing(price, 0.0, bid_fill, ask_fill)
+    if not a_live.size:
+        return Clearing(float(bid_p[b_live].max()), 0.0, bid_fill, ask_fill)
 
-    best_bid = float(bid_p[bid_live].max())
-    best_ask = float(ask_p[ask_live].min())
-    if best_bid < best_ask:
-        return Clearing(0.5 * (best_bid + best_ask), 0.0, no_fill_b, no_fill_a)
+    # Aggregate each side into price levels, ascending. The levels are few (buyers and sellers
+    # of a sector or kind quote alike), so the crossing is walked level by level.
+    bq, aq = bid_q[b_live], ask_q[a_live]
+    b_levels, b_level_q, b_level_of = _levels(bid_p[b_live], bq)
+    a_levels, a_level_q, a_level_of = _levels(ask_p[a_live], aq)
+    if b_levels[-1] < a_levels[0]:
+        return Clearing(0.5 * (b_levels[-1] + a_levels[0]), 0.0, bid_fill, ask_fill)
+    quantity, b_m_i, a_m_i, price = _cross(b_levels, b_level_q, a_levels, a_level_q)
 
-    # Aggregate the book into price levels: demand D(p) = bids at >= p, supply S(p) = asks at <= p.
-    b_levels, b_inv = np.unique(bid_p[bid_live], return_inverse=True)
-    b_level_q = np.bincount(b_inv, weights=bid_q[bid_live])
-    a_levels, a_inv = np.unique(ask_p[ask_live], return_inverse=True)
-    a_level_q = np.bincount(a_inv, weights=ask_q[ask_live])
-    demand_at_or_above = np.cumsum(b_level_q[::-1])[::-1]  # D at each bid level (ascending levels)
-    supply_at_or_below = np.cumsum(a_level_q)  # S at each ask level
+    bid_fill[b_live] = bq * _fill_ratio(b_level_q, b_m_i, quantity, above=True)[b_level_of]
+    ask_fill[a_live] = aq * _fill_ratio(a_level_q, a_m_i, quantity, above=False)[a_level_of]
+    return Clearing(price, quantity, bid_fill, ask_fill)
 
-    candidates = np.union1d(b_levels, a_levels)
-    d_idx = np.searchsorted(b_levels, candidates, side="left")
-    demand = np.where(
-        d_idx < b_levels.size, demand_at_or_above[np.minimum(d_idx, b_levels.size - 1)], 0.0
-    )
-    s_idx = np.searchsorted(a_levels, candidates, side="right") - 1
-    supply = np.where(s_idx >= 0, supply_at_or_below[np.maximum(s_idx, 0)], 0.0)
-    quantity = float(np.minimum(demand, supply).max())
+
+def _levels(p: FloatArray, q: FloatArray) -> tuple[list[float], list[float], NDArray[np.intp]]:
+    """Distinct prices (ascending), the quantity at each (summed in input order), each step's level."""
+    order = p.argsort(kind="stable")
+    p_sorted = p[order]
+    new = np.empty(p.size, dtype=bool)
+    new[0] = True
+    np.not_equal(p_sorted[1:], p_sorted[:-1], out=new[1:])
+    level_of = np.empty(p.size, dtype=np.intp)
+    level_of[order] = new.cumsum() - 1
+    return p_sorted[new].tolist(), np.bincount(level_of, weights=q).tolist(), level_of
+
+
+def _cross(
+    b_levels: list[float], b_level_q: list[float], a_levels: list[float], a_level_q: list[float]
+) -> tuple[float, int, int, float]:
+    """Walk the aggregated book: the traded quantity, the marginal bid and ask levels, the price.
+
+    Demand D(p) is the bids at or above p and supply S(p) the asks at or below p; the traded
+    quantity is the largest min(D, S) over all levels. The price is the middle of the interval
+    of prices that clear that quantity (k = 1/2).
+    """
+    demand = list(itertools.accumulate(reversed(b_level_q)))[::-1]  # D at each bid level
+    supply = list(itertools.accumulate(a_level_q))  # S at each ask level
+    quantity = 0.0
+    for level, d in zip(b_levels, demand, strict=True):
+        s_i = bisect.bisect_right(a_levels, level) - 1
+        quantity = max(quantity, min(d, supply[s_i] if s_i >= 0 else 0.0))
+    for level, s in zip(a_levels, supply, strict=True):
+        d_i = bisect.bisect_left(b_levels, level)
+        quantity = max(quantity, min(demand[d_i] if d_i < len(demand) else 0.0, s))
 
     # Marginal levels: the lowest bid level and highest ask level needed to trade `quantity`.
     tol = 1e-12 * max(quantity, 1.0)
-    b_m_i = int(np.nonzero(demand_at_or_above >= quantity - tol)[0].max())
-    a_m_i = int(np.nonzero(supply_at_or_below >= quantity - tol)[0].min())
-    b_m, a_m = float(b_levels[b_m_i]), float(a_levels[a_m_i])
-    bid_partial = demand_at_or_above[b_m_i] > quantity + tol
-    ask_partial = supply_at_or_below[a_m_i] > quantity + tol
-    b_next = b_m if bid_partial else (float(b_levels[b_m_i - 1]) if b_m_i > 0 else -np.inf)
-    a_next = (
-        a_m
-        if ask_partial
-        else (float(a_levels[a_m_i + 1]) if a_m_i + 1 < a_levels.size else np.inf)
-    )
+    b_m_i = max(i for i, d in enumerate(demand) if d >= quantity - tol)
+    a_m_i = min(i for i, s in enumerate(supply) if s >= quantity - tol)
+    b_m, a_m = b_levels[b_m_i], a_levels[a_m_i]
+    if demand[b_m_i] > quantity + tol:  # the marginal bid level is rationed
+        b_next = b_m
+    else:
+        b_next = b_levels[b_m_i - 1] if b_m_i > 0 else -math.inf
+    if supply[a_m_i] > quantity + tol:  # the marginal ask level is rationed
+        a_next = a_m
+    else:
+        a_next = a_levels[a_m_i + 1] if a_m_i + 1 < len(a_levels) else math.inf
     lower = max(a_m, b_next)
     upper = min(b_m, a_next)
     price = 0.5 * (lower + upper) if lower <= upper else 0.5 * (a_m + b_m)
-
-    bid_fill = _fill(np.where(bid_live, bid_q, 0.0), bid_p, quantity, b_m, above=True)
-    ask_fill = _fill(np.where(ask_live, ask_q, 0.0), ask_p, quantity, a_m, above=False)
-    return Clearing(float(price), quantity, bid_fill, ask_fill)
+    return quantity, b_m_i, a_m_i, price
 
 
-def _fill(
-    q: FloatArray, p: FloatArray, quantity: float, marginal: float, *, above: bool
-) -> FloatArray:
-    """Fill steps strictly better than the marginal level in full, the marginal level pro rata."""
-    better = (p > marginal) if above else (p < marginal)
-    fill = np.where(better, q, 0.0)
-    at_margin = (p == marginal) & (q > 0)
-    rest = max(quantity - float(fill.sum()), 0.0)
-    margin_total = float(q[at_margin].sum())
-    if margin_total > 0:
-        fill = np.where(at_margin, q * min(rest / margin_total, 1.0), fill)
-    return fill
+def _fill_ratio(level_q: list[float], marginal: int, quantity: float, *, above: bool) -> FloatArray:
+    """Share of each level filled: better levels in full, the marginal one pro rata, worse none."""
+    ratio = np.zeros(len(level_q))
+    better = slice(marginal + 1, None) if above else slice(0, marginal)
+    ratio[better] = 1.0
+    rest = max(quantity - math.fsum(level_q[better]), 0.0)
+    if level_q[marginal] > 0:
+        ratio[marginal] = min(rest / level_q[marginal], 1.0)
+    return ratio
 
 
 def clear_against_curve(
