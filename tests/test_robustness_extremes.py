@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 
 from sim import ScenarioError, build_model, load_scenario, simulate
+from sim.agents.manufacturer import memory_weight
 from sim.columns import OPTIONAL_COLUMNS
-from sim.model import BalanceError
 from sim.scenario import SCENARIO_DIR
 
 GOODS = ("ndpr", "dytb", "cela", "magnet")
@@ -264,13 +264,15 @@ def test_every_parameter_at_its_bounds_runs_or_is_refused(key, value):
     assert key.rsplit(".", 1)[0] in refused, refused
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=BalanceError,
-    reason="sim/agents/manufacturer.py:~289 and sim/market.py:~176: with "
-    "manufacturers.redesign_memory_months at its lower bound (just above 0) expectations "
-    "overflow to inf/NaN and the model stops at month 42 (BalanceError: non-finite values)",
-)
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")
-def test_the_shortest_redesign_memory_runs_the_full_horizon():
-    run({"population.manufacturers": 20, "manufacturers.redesign_memory_months": 1e-12})
+@pytest.mark.parametrize("key", ["redesign_memory_months", "risk_memory_months"])
+def test_the_shortest_memories_run_the_full_horizon(key):
+    """A time constant just above zero once overflowed (BalanceError at month 42): the memory's
+    weight is now capped at 1, so it equals this month's value."""
+    run({"population.manufacturers": 20, f"manufacturers.{key}": 1e-12})
+
+
+def test_memory_weight_by_hand():
+    assert memory_weight(24.0) == 1.0 / 24.0  # the baseline's weight, unchanged bit for bit
+    assert memory_weight(1.0) == 1.0
+    assert memory_weight(0.5) == 1.0
+    assert memory_weight(1e-12) == 1.0

@@ -9,7 +9,8 @@ Decision rules (state in arrays, one row per manufacturer; ``Manufacturer`` agen
 - **Substitution at two speeds, no rebound** (Sprecher et al. 2017; CAL "two speeds of
   substitution"): price pressure = (expected / reference price - 1) / (full ratio - 1), clipped to
   [0, 1]. Fast thrifting closes the gap to its maximum at ``thrift_rate_per_year`` x pressure;
-  slow redesign follows a 24-month memory of pressure at ``redesign_rate_per_year``; together they
+  slow redesign follows a memory of pressure (time constant ``redesign_memory_months``, 24; the
+  weight of each month is 1 / time constant, at most 1) at ``redesign_rate_per_year``; together they
   never grow faster than ``max_substitution_per_year`` and never fall back.
 - **Recycling** covers a share of need that rises with price (base + slope x (price ratio - 1)),
   capped, plus any legal mandate (Keilhacker and Minner 2017: recycling mitigates little).
@@ -47,6 +48,16 @@ if TYPE_CHECKING:
 G_NDPR, G_DYTB, G_CELA, G_MAGNET = range(4)
 FINAL_SECTORS = ("ev", "wind", "electronics", "industrial", "defence")
 WEEKS_PER_MONTH = 52.0 / 12.0
+
+
+def memory_weight(months: float) -> float:
+    """Weight of this month's value in a memory with time constant ``months``, stepped monthly.
+
+    A first-order delay stepped once a month moves ``1 / months`` of the way to the new value. A
+    time constant shorter than the step means no memory: the weight is capped at 1 (this month's
+    value) rather than overshooting, which would oscillate and, below half a month, diverge.
+    """
+    return min(1.0, 1.0 / months)
 
 
 def allocate_counts(total: int, shares: NDArray[np.float64]) -> NDArray[np.int64]:
@@ -362,7 +373,7 @@ class ManufacturerPopulation:
             (landed_price / np.maximum(self.expected_price, 1e-9) - 1.0) / 0.5, 0.0, 1.0
         )
         signal = np.maximum.reduce([np.clip(unmet_share * 5.0, 0.0, 1.0), alerts, price_jump])
-        self.risk = adapt(self.risk, signal, 1.0 / p.risk_memory_months)
+        self.risk = adapt(self.risk, signal, memory_weight(p.risk_memory_months))
         self.expected_price = adapt(self.expected_price, landed_price, p.expectation_lambda)
 
         pressure = np.clip(
@@ -370,7 +381,9 @@ class ManufacturerPopulation:
             0.0,
             1.0,
         )
-        self.pressure_memory = adapt(self.pressure_memory, pressure, 1.0 / p.redesign_memory_months)
+        self.pressure_memory = adapt(
+            self.pressure_memory, pressure, memory_weight(p.redesign_memory_months)
+        )
         with np.errstate(divide="ignore", invalid="ignore"):
             thrift_room = np.where(
                 self.thrift_max > 0, np.clip(1.0 - self.thrift / self.thrift_max, 0.0, 1.0), 0.0
