@@ -158,6 +158,17 @@ class Ledger:
         """Holdings of ``good`` in the given accounts (a copy)."""
         return self.tonnes[np.asarray(accounts), GOOD_INDEX[good]].copy()
 
+    def rows(self, accounts: NDArray[np.intp]) -> NDArray[np.float64]:
+        """Holdings of every good in the given accounts (accounts x goods); read only.
+
+        A view for an account block handed out by ``open``, a copy otherwise: do not modify it.
+        """
+        return self.tonnes[self._block(accounts)]
+
+    def cash(self, accounts: NDArray[np.intp]) -> NDArray[np.float64]:
+        """Cash of the given accounts, US$ million; read only (a view for an account block)."""
+        return self.money[self._block(accounts)]
+
     def tonne_flow(self, flow: str, good: str) -> float:
         """Total of a tonne flow in the current step."""
         return self.tonne_flows.get((flow, good), 0.0)

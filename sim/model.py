@@ -31,6 +31,25 @@ from sim.scenario import SCENARIO_DIR, ScenarioError, load_scenario, set_dotted,
 
 BALANCE_TOLERANCE = 1e-6  # relative to the largest holding (tonnes) or balance (US$ M)
 COL = {name: i for i, name in enumerate(TIMESERIES_COLUMNS)}
+# Column positions of the per-oxide columns, one array per prefix, so a month's row is written
+# a block at a time.
+PRODUCT_COL = {
+    prefix: np.array([COL[f"{prefix}_{p}"] for p in PRODUCTS])
+    for prefix in (
+        "price_foreign",
+        "exports",
+        "exports_illicit",
+        "export_quota",
+        "price_floor",
+        "demand",
+        "consumption",
+        "unmet_demand",
+        "inventory",
+        "production_foreign",
+        "production_domestic",
+        "home_sales",
+    )
+}
 
 # Flows that cross the boundary of each layer's holdings, with their sign.
 IMPORT_LAYER_FLOWS = {
@@ -253,10 +272,11 @@ class RareEarthModel(mesa.Model):
 
     def import_layer_holdings(self) -> NDArray[np.float64]:
         """Tonnes held in the importing market by good (miners, manufacturers, stockpile)."""
-        t = self.ledger.tonnes
+        ledger = self.ledger
+        t = ledger.tonnes
         return (
-            t[self.miners.accounts].sum(axis=0)
-            + t[self.manufacturers.accounts].sum(axis=0)
+            ledger.rows(self.miners.accounts).sum(axis=0)
+            + ledger.rows(self.manufacturers.accounts).sum(axis=0)
             + t[self.government.stockpile_account]
             + t[self.acct["clearing"]]
         )
@@ -324,7 +344,7 @@ class RareEarthModel(mesa.Model):
         ledger.pay(
             self.acct["final_customers"],
             pop.accounts,
-            np.maximum(-ledger.money[pop.accounts], 0.0),
+            np.maximum(-ledger.cash(pop.accounts), 0.0),
             "final_sales",
         )
 
@@ -382,9 +402,11 @@ class RareEarthModel(mesa.Model):
         running = fleet.in_state(State.OPERATING, State.RAMP_UP)
         if not running.any():
             return 0.0, 0.0, 0.0
+        # Capacity-weighted means (what np.average computes, without its overhead).
         w = fleet.mine_cap[running]
-        basket = np.average(fleet.basket[running], axis=0, weights=w)
-        cost = float(np.average(fleet.opex[running], weights=w))
+        total_w = w.sum()
+        basket = (fleet.basket[running] * w[:, None]).sum(axis=0) / total_w
+        cost = float((fleet.opex[running] * w).sum() / total_w)
         other = float(basket[1:] @ self.expected_import_price[1:3])
         return cost, other, float(basket[0])
 
@@ -491,28 +513,31 @@ class RareEarthModel(mesa.Model):
     ) -> None:
         ledger = self.ledger
         fleet, pop, foreign = self.miners, self.manufacturers, self.foreign
-        stock = ledger.tonnes[pop.accounts].sum(axis=0)
+        stock = ledger.rows(pop.accounts).sum(axis=0)
         quota = self.current.policy.export_quota
-        for k, p in enumerate(PRODUCTS):
-            row[COL[f"price_foreign_{p}"]] = foreign.price_home[k]
-            row[COL[f"exports_{p}"]] = foreign.exported[k]
-            row[COL[f"exports_illicit_{p}"]] = foreign.illicit[k]
-            cap = foreign.caps[k]
-            row[COL[f"export_quota_{p}"]] = (
-                cap
-                if np.isfinite(cap)
-                and (getattr(quota, p) is not None or foreign.pipeline[k] or self._licensing_on(p))
-                else np.nan
+        quota_on = [
+            bool(np.isfinite(foreign.caps[k]))
+            and (
+                getattr(quota, p) is not None or bool(foreign.pipeline[k]) or self._licensing_on(p)
             )
-            floor = self.floor_array()[k]
-            row[COL[f"price_floor_{p}"]] = floor
-            row[COL[f"demand_{p}"]] = need[k]
-            row[COL[f"consumption_{p}"]] = need[k] - unmet[k]
-            row[COL[f"unmet_demand_{p}"]] = unmet[k]
-            row[COL[f"inventory_{p}"]] = stock[k]
-            row[COL[f"production_foreign_{p}"]] = ledger.tonne_flow("production_foreign", p)
-            row[COL[f"production_domestic_{p}"]] = ledger.tonne_flow("mine_domestic", p)
-            row[COL[f"home_sales_{p}"]] = foreign.home_sold[k]
+            for k, p in enumerate(PRODUCTS)
+        ]
+        row[PRODUCT_COL["price_foreign"]] = foreign.price_home
+        row[PRODUCT_COL["exports"]] = foreign.exported[:3]
+        row[PRODUCT_COL["exports_illicit"]] = foreign.illicit[:3]
+        row[PRODUCT_COL["export_quota"]] = np.where(quota_on, foreign.caps[:3], np.nan)
+        row[PRODUCT_COL["price_floor"]] = self.floor_array()
+        row[PRODUCT_COL["demand"]] = need[:3]
+        row[PRODUCT_COL["consumption"]] = need[:3] - unmet[:3]
+        row[PRODUCT_COL["unmet_demand"]] = unmet[:3]
+        row[PRODUCT_COL["inventory"]] = stock[:3]
+        row[PRODUCT_COL["production_foreign"]] = [
+            ledger.tonne_flow("production_foreign", p) for p in PRODUCTS
+        ]
+        row[PRODUCT_COL["production_domestic"]] = [
+            ledger.tonne_flow("mine_domestic", p) for p in PRODUCTS
+        ]
+        row[PRODUCT_COL["home_sales"]] = foreign.home_sold[:3]
         row[COL["price_landed_magnet"]] = self.import_price[3]
         row[COL["magnet_exports_t"]] = foreign.exported[3]
         row[COL["demand_magnet_t"]] = need[3]
@@ -578,13 +603,14 @@ class RareEarthModel(mesa.Model):
         resid_t = cons_t
         scale_t = 1.0
         holdings_import = self.import_layer_holdings()
+        flows = ledger.tonne_flows
         for g, good in enumerate(GOODS):
-            flow_in_import = sum(
-                sign * ledger.tonne_flow(flow, good) for flow, sign in IMPORT_LAYER_FLOWS.items()
-            )
-            flow_in_foreign = sum(
-                sign * ledger.tonne_flow(flow, good) for flow, sign in FOREIGN_LAYER_FLOWS.items()
-            )
+            flow_in_import = 0.0
+            for flow, sign in IMPORT_LAYER_FLOWS.items():
+                flow_in_import += sign * flows.get((flow, good), 0.0)
+            flow_in_foreign = 0.0
+            for flow, sign in FOREIGN_LAYER_FLOWS.items():
+                flow_in_foreign += sign * flows.get((flow, good), 0.0)
             after_import = holdings_import[g]
             after_foreign = ledger.tonnes[self.foreign.account, g]
             resid_t += abs(after_import - before_import[g] - flow_in_import)

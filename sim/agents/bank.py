@@ -172,7 +172,8 @@ class Bank(mesa.Agent):
 
     def book(self, fleet: MinerFleet) -> tuple[float, float]:
         """Loans outstanding and equity stakes at market value, US$ M."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            share = np.where(fleet.capex > 0, fleet.bank_equity / fleet.capex, 0.0)
-        equity = float((np.clip(share, 0.0, 1.0) * fleet.equity_value).sum())
+        share = np.divide(
+            fleet.bank_equity, fleet.capex, out=np.zeros(fleet.n), where=fleet.capex > 0
+        )
+        equity = float((np.minimum(np.maximum(share, 0.0), 1.0) * fleet.equity_value).sum())
         return float(fleet.loan.sum()), equity
