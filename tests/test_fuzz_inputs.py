@@ -697,16 +697,11 @@ CLI_CASES: list[Any] = [
             'sim/model.py:157-160 raises ScenarioError(f"scenario {name!r}", ...): the message names the scenario, not the file'
         ),
     ),
-    pytest.param(
-        (
-            "binary-miners-csv",
-            {"junk.csv": bytes(range(128, 256))},
-            ["run", "baseline", "--set", "population.miners_file=@DIR@/junk.csv"],
-            ["junk.csv"],
-        ),
-        marks=_xfail(
-            "sim/agents/miner.py:123 read_projects opens the CSV as UTF-8 without catching UnicodeDecodeError: a traceback"
-        ),
+    (
+        "binary-miners-csv",
+        {"junk.csv": bytes(range(128, 256))},
+        ["run", "baseline", "--set", "population.miners_file=@DIR@/junk.csv"],
+        ["junk.csv", "UTF-8"],
     ),
     pytest.param(
         (

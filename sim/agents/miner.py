@@ -35,6 +35,7 @@ State machine (Riddle et al. 2015 deposit developers; CAL lead-time rows):
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -117,68 +118,102 @@ class Project:
 
 
 def read_projects(path: Path) -> list[Project]:
-    """Read and check a projects CSV; problems raise ``ScenarioError`` naming row and column."""
-    if not path.is_file():
-        raise ScenarioError(str(path), "population.miners_file", "no such file")
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
+    """Read and check a projects CSV; problems raise ``ScenarioError`` naming row and column.
+
+    The file must be UTF-8 text (a byte-order mark, as spreadsheets write, is allowed).
+    """
+    key = "population.miners_file"
+    try:
+        found = path.is_file()
+        raw = path.read_bytes() if found else b""
+    except (OSError, ValueError) as err:  # unreadable, or a NUL byte in the name
+        problem = f"cannot read: {getattr(err, 'strerror', None) or err}"
+        raise ScenarioError(str(path), key, problem) from None
+    if not found:
+        raise ScenarioError(str(path), key, "no such file")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        problem = (
+            f"not a UTF-8 text file ({err.reason} at byte {err.start}); "
+            "a projects file is CSV text in UTF-8"
+        )
+        raise ScenarioError(str(path), key, problem) from None
+    # Decoded whole, then read with newline="" so that csv sees line ends as written.
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        return _parse_projects(reader, path)
+    except csv.Error as err:
+        problem = f"not a readable CSV row ({err})"
+        raise ScenarioError(str(path), f"line {reader.line_num}", problem) from None
+
+
+def _parse_projects(reader: csv.DictReader[str], path: Path) -> list[Project]:
+    """The rows of a projects file as ``Project`` records, each field checked."""
+    missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise ScenarioError(
+            str(path), "header", f"missing column(s) {missing}; expected {list(CSV_COLUMNS)}"
+        )
+    projects = []
+    for line, row in enumerate(reader, start=2):
+        short = [c for c in CSV_COLUMNS if row.get(c) is None]
+        if short:
             raise ScenarioError(
-                str(path), "header", f"missing column(s) {missing}; expected {list(CSV_COLUMNS)}"
+                str(path),
+                f"line {line}",
+                f"no value for column(s) {short}; each row needs one value per header column",
             )
-        projects = []
-        for line, row in enumerate(reader, start=2):
-            values: dict[str, float] = {}
-            for col in NUMERIC + OPTIONAL_NUMERIC:
-                if col in OPTIONAL_NUMERIC and row.get(col) in (None, ""):
-                    values[col] = 0.0
-                    continue
-                try:
-                    values[col] = float(row[col])
-                except (TypeError, ValueError):
-                    raise ScenarioError(
-                        str(path), f"line {line} {col}", f"got {row[col]!r}; must be a number"
-                    ) from None
-                if not np.isfinite(values[col]) or values[col] < 0:
-                    raise ScenarioError(
-                        str(path),
-                        f"line {line} {col}",
-                        f"got {row[col]!r}; must be a finite number >= 0",
-                    )
-            status = row["status"].strip()
-            if status not in STATUS_TO_STATE:
+        values: dict[str, float] = {}
+        for col in NUMERIC + OPTIONAL_NUMERIC:
+            if col in OPTIONAL_NUMERIC and row.get(col) in (None, ""):
+                values[col] = 0.0
+                continue
+            try:
+                values[col] = float(row[col])
+            except (TypeError, ValueError):
+                raise ScenarioError(
+                    str(path), f"line {line} {col}", f"got {row[col]!r}; must be a number"
+                ) from None
+            if not np.isfinite(values[col]) or values[col] < 0:
                 raise ScenarioError(
                     str(path),
-                    f"line {line} status",
-                    f"got {status!r}; allowed: {sorted(STATUS_TO_STATE)}",
+                    f"line {line} {col}",
+                    f"got {row[col]!r}; must be a finite number >= 0",
                 )
-            basket = (values["ndpr_share"], values["dytb_share"], values["cela_share"])
-            if sum(basket) > 1.0 + 1e-9:
-                raise ScenarioError(
-                    str(path),
-                    f"line {line} basket",
-                    f"shares add up to {sum(basket):.3f}; must be <= 1",
-                )
-            projects.append(
-                Project(
-                    name=row["name"].strip(),
-                    status=status,
-                    listed=row["listed"].strip().lower() == "true",
-                    basket=basket,
-                    mine_capacity_t_per_year=values["mine_capacity_t_per_year"],
-                    separation_capacity_t_per_year=min(
-                        values["separation_capacity_t_per_year"], values["mine_capacity_t_per_year"]
-                    ),
-                    capex_musd=values["capex_musd"],
-                    opex_usd_per_kg=values["opex_usd_per_kg"],
-                    permit_months=values["permit_months"],
-                    construction_months=max(values["construction_months"], 1.0),
-                    ramp_months=max(values["ramp_months"], 1.0),
-                    reserves_t=values["reserves_t"],
-                    magnet_capacity_t_per_year=values["magnet_capacity_t_per_year"],
-                )
+        status = row["status"].strip()
+        if status not in STATUS_TO_STATE:
+            raise ScenarioError(
+                str(path),
+                f"line {line} status",
+                f"got {status!r}; allowed: {sorted(STATUS_TO_STATE)}",
             )
+        basket = (values["ndpr_share"], values["dytb_share"], values["cela_share"])
+        if sum(basket) > 1.0 + 1e-9:
+            raise ScenarioError(
+                str(path),
+                f"line {line} basket",
+                f"shares add up to {sum(basket):.3f}; must be <= 1",
+            )
+        projects.append(
+            Project(
+                name=row["name"].strip(),
+                status=status,
+                listed=row["listed"].strip().lower() == "true",
+                basket=basket,
+                mine_capacity_t_per_year=values["mine_capacity_t_per_year"],
+                separation_capacity_t_per_year=min(
+                    values["separation_capacity_t_per_year"], values["mine_capacity_t_per_year"]
+                ),
+                capex_musd=values["capex_musd"],
+                opex_usd_per_kg=values["opex_usd_per_kg"],
+                permit_months=values["permit_months"],
+                construction_months=max(values["construction_months"], 1.0),
+                ramp_months=max(values["ramp_months"], 1.0),
+                reserves_t=values["reserves_t"],
+                magnet_capacity_t_per_year=values["magnet_capacity_t_per_year"],
+            )
+        )
     return projects
 
 
