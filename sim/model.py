@@ -27,7 +27,14 @@ from sim.columns import TIMESERIES_COLUMNS
 from sim.ledger import Ledger
 from sim.market import clear_call_auction
 from sim.params import GOODS, PRODUCTS, Scenario
-from sim.scenario import SCENARIO_DIR, ScenarioError, load_scenario, set_dotted, validate
+from sim.scenario import (
+    SCENARIO_DIR,
+    ScenarioError,
+    check_seed,
+    load_scenario,
+    set_dotted,
+    validate,
+)
 
 BALANCE_TOLERANCE = 1e-6  # relative to the largest holding (tonnes) or balance (US$ M)
 COL = {name: i for i, name in enumerate(TIMESERIES_COLUMNS)}
@@ -104,6 +111,8 @@ class RareEarthModel(mesa.Model):
         check_balances: bool = False,
         run_id: str = "",
     ) -> None:
+        # Checked here, for every caller: numpy's own message would not say what is allowed.
+        seed = check_seed(seed, "RareEarthModel")
         super().__init__(rng=seed)
         if not isinstance(scenario, Scenario):
             scenario = load_scenario(scenario, overrides)

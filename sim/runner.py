@@ -13,16 +13,20 @@ import pandas as pd
 from sim.columns import INTEGER_COLUMNS, KEY_COLUMNS, TIMESERIES_COLUMNS
 from sim.model import RareEarthModel
 from sim.params import Scenario
-from sim.scenario import load_scenario, resolved_dict
+from sim.scenario import load_scenario, resolved_dict, validate
 
 
 def with_months(scenario: Scenario, months: int | None) -> Scenario:
-    """The scenario with another horizon (validated like any other change)."""
+    """The scenario with another horizon, validated like any other change.
+
+    Raises:
+        ScenarioError: naming ``scenario.months`` and what is allowed.
+    """
     if months is None or months == scenario.scenario.months:
         return scenario
     data = scenario.model_dump()
     data["scenario"]["months"] = months
-    return Scenario.model_validate(data)
+    return validate(data, f"scenario {scenario.scenario.name!r} with months={months!r}")
 
 
 def run_id(scenario: Scenario, seed: int) -> str:

@@ -12,6 +12,7 @@ import copy
 import datetime as dt
 import difflib
 import math
+import numbers
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,6 +24,7 @@ from sim.params import SCHEDULABLE_PREFIXES, Scenario
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 MAX_DEPTH = 32  # tables and arrays nested deeper than this are refused (no scenario needs 6)
+MAX_SEED = 2**63 - 1  # seeds are stored as int64 and seed numpy's generator (non-negative)
 _LONG_KEY = 160  # keys longer than this are shortened in messages
 
 
@@ -38,6 +40,27 @@ class ScenarioError(ValueError):
         )
         where = f"{file}: {shown}" if key else file
         super().__init__(f"{where}: {problem}")
+
+
+def check_seed(seed: Any, origin: str) -> int:
+    """The seed as an ``int``, or a ``ScenarioError``: a whole number from 0 to ``MAX_SEED``."""
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, numbers.Integral)
+        or not 0 <= int(seed) <= MAX_SEED
+    ):
+        problem = (
+            f"got {_shown(seed)}; must be a whole number from 0 to {MAX_SEED} (2**63 - 1): "
+            "seeds are stored as int64 and seed numpy's generator"
+        )
+        raise ScenarioError(origin, "seed", problem)
+    return int(seed)
+
+
+def projects_path(scenario: Scenario) -> Path:
+    """The projects CSV a scenario uses: ``population.miners_file``, absolute or under scenarios/."""
+    name = Path(scenario.population.miners_file)
+    return name if name.is_absolute() else SCENARIO_DIR / name
 
 
 def scenario_path(name_or_path: str | Path) -> Path:
@@ -259,6 +282,7 @@ def validate(data: dict[str, Any], origin: str) -> Scenario:
     _reject_non_finite(data, origin)
     _check_schedule_keys(data, origin)
     scenario = _validated(data, origin, "")
+    _check_dates(scenario, origin)
     for i, change in enumerate(scenario.schedule):
         probe = copy.deepcopy(data)
         probe.pop("schedule", None)
@@ -269,6 +293,61 @@ def validate(data: dict[str, Any], origin: str) -> Scenario:
             raise ScenarioError(origin, f"{where} {err.key}", err.problem) from None
         _validated(probe, origin, f"{where} ")
     return scenario
+
+
+def _check_dates(scenario: Scenario, origin: str) -> None:
+    """Schedule entries and contracts must not be dated before the start: they would never apply.
+
+    One dated after the end is allowed: a shorter run of the same scenario simply ends first.
+    """
+    start = scenario.scenario.start
+    dated = [(f"schedule[{i}].date", c.date) for i, c in enumerate(scenario.schedule)]
+    dated += [
+        (f"government.contracts[{i}].date", c.date)
+        for i, c in enumerate(scenario.government.contracts)
+    ]
+    for key, date in dated:
+        if date < start:  # both YYYY-MM, zero-padded by the validators
+            what = "scheduled change" if key.startswith("schedule") else "contract"
+            problem = (
+                f"got {date!r}, before scenario.start {start!r}; allowed: {start} or later. "
+                f"A {what} dated before the run would never be carried out"
+            )
+            if what == "scheduled change":
+                problem += "; to have a value in force from the start, set the key itself"
+            raise ScenarioError(origin, key, problem)
+
+
+def _check_contract_miners(scenario: Scenario, origin: str) -> None:
+    """Each contract must name a project the run will have, checked when the scenario loads.
+
+    Allowed: the projects among the first ``population.miners`` rows of the projects file
+    (synthetic projects beyond the file are drawn with the seed, so no contract can name one).
+    """
+    if not scenario.government.contracts:
+        return
+    # Imported here: sim.agents.miner imports this module (for ScenarioError).
+    from sim.agents.miner import read_projects
+
+    path = projects_path(scenario)
+    try:
+        projects = read_projects(path)
+    except ScenarioError as err:
+        where = f"{err.file} {err.key}" if err.key != "population.miners_file" else err.file
+        raise ScenarioError(origin, "population.miners_file", f"{where}: {err.problem}") from None
+    count = scenario.population.miners
+    names = [p.name for p in (projects if count is None else projects[:count])]
+    for i, contract in enumerate(scenario.government.contracts):
+        if contract.miner in names:
+            continue
+        hint = difflib.get_close_matches(contract.miner, names, n=1)
+        extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+        used = f"first {count} rows" if count is not None and count < len(projects) else "rows"
+        problem = (
+            f"got {_shown(contract.miner)}{extra}; no such project among the {used} of "
+            f"{scenario.population.miners_file}; allowed: {', '.join(sorted(names))}"
+        )
+        raise ScenarioError(origin, f"government.contracts[{i}].miner", problem)
 
 
 def _validated(data: dict[str, Any], origin: str, prefix: str) -> Scenario:
@@ -364,7 +443,9 @@ def load_scenario(name_or_path: str | Path, overrides: Mapping[str, Any] | None 
     for key, value in (overrides or {}).items():
         parsed = parse_value(value) if isinstance(value, str) else value
         set_dotted(data, key, parsed, f"{origin} (override {key}={value!r})")
-    return validate(data, origin)
+    scenario = validate(data, origin)
+    _check_contract_miners(scenario, origin)
+    return scenario
 
 
 def resolved_dict(scenario: Scenario) -> dict[str, Any]:

@@ -686,16 +686,11 @@ CLI_CASES: list[Any] = [
         ["sweep", "sw.toml"],
         ["sw.toml", "policy.tariff.ndpr", "finite"],
     ),
-    pytest.param(
-        (
-            "contract-unknown-miner",
-            {"s.toml": _contracts_miner("Nowhere Mine")},
-            ["run", "s.toml"],
-            ["s.toml", "government.contracts[0].miner"],
-        ),
-        marks=_xfail(
-            'sim/model.py:157-160 raises ScenarioError(f"scenario {name!r}", ...): the message names the scenario, not the file'
-        ),
+    (
+        "contract-unknown-miner",
+        {"s.toml": _contracts_miner("Nowhere Mine")},
+        ["run", "s.toml"],
+        ["s.toml", "government.contracts[0].miner", "allowed: ", "Mountain Pass"],
     ),
     (
         "binary-miners-csv",
@@ -901,24 +896,10 @@ def test_cli_messages_keep_bracketed_text(cli_results, tmp_path):
         pytest.param(
             lambda: load_scenario("baseline", {"policy.tariff.ndpr": float("nan")}), id="nan"
         ),
-        pytest.param(
-            lambda: simulate("baseline", months=0),
-            id="simulate-months-0",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="sim/runner.py with_months (line ~22) calls Scenario.model_validate "
-                "directly: a pydantic ValidationError, not a ScenarioError naming scenario.months",
-            ),
-        ),
-        pytest.param(
-            lambda: simulate("baseline", seed=-1, months=1),
-            id="simulate-negative-seed",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="sim/model.py RareEarthModel.__init__ (line ~88) passes the seed to mesa "
-                "unchecked: numpy's 'expected non-negative integer', no ScenarioError",
-            ),
-        ),
+        pytest.param(lambda: simulate("baseline", months=0), id="simulate-months-0"),
+        pytest.param(lambda: simulate("baseline", seed=-1, months=1), id="simulate-negative-seed"),
+        pytest.param(lambda: simulate("baseline", seed=2**63, months=1), id="simulate-seed-2**63"),
+        pytest.param(lambda: simulate("baseline", seed=1.5, months=1), id="simulate-seed-1.5"),
     ],
 )
 def test_python_api_refuses_bad_input_with_a_scenario_error(call):

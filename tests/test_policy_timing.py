@@ -111,12 +111,14 @@ def test_contracts_with_a_named_project(tmp_path):
 def test_contract_with_unknown_project_is_refused(tmp_path):
     from sim import ScenarioError
 
-    scenario = _with_schedule(
-        tmp_path,
-        '[[government.contracts]]\ndate = "2025-03"\nminer = "Mount Pass"\nkind = "grant"\namount_musd = 5\n',
-    )
-    with pytest.raises(ScenarioError, match=r"government.contracts\[0\].miner.*Mount Pass"):
-        build_model(scenario, seed=1)
+    # Refused when the scenario loads (so `resim check` finds it), naming the file.
+    with pytest.raises(
+        ScenarioError, match=r"s\.toml: government.contracts\[0\].miner.*Mount Pass.*Mountain Pass"
+    ):
+        _with_schedule(
+            tmp_path,
+            '[[government.contracts]]\ndate = "2025-03"\nminer = "Mount Pass"\nkind = "grant"\namount_musd = 5\n',
+        )
 
 
 def test_incomplete_contract_is_refused(tmp_path):

@@ -276,3 +276,39 @@ def test_memory_weight_by_hand():
     assert memory_weight(1.0) == 1.0
     assert memory_weight(0.5) == 1.0
     assert memory_weight(1e-12) == 1.0
+
+
+# ------------------------------------------------------------------ dates outside the run
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        (
+            '[[schedule]]\ndate = "2024-12"\nkey = "policy.tariff.ndpr"\nvalue = 1.0\n',
+            "schedule[0].date",
+        ),
+        (
+            (
+                '[[government.contracts]]\ndate = "2024-12"\nminer = "Mountain Pass"\n'
+                'kind = "grant"\namount_musd = 5.0\n'
+            ),
+            "government.contracts[0].date",
+        ),
+    ],
+    ids=["schedule", "contract"],
+)
+def test_a_date_before_the_start_is_refused_and_one_after_the_end_is_not(tmp_path, table, key):
+    """Dated before the start, a change or deal would silently never happen: refused, naming
+    the file, the key and the months allowed. Dated after the end it is kept (a shorter run of
+    the same scenario ends first)."""
+    path = tmp_path / "s.toml"
+    path.write_text("[scenario]\nmonths = 3\n" + table, encoding="utf-8")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert info.value.file == str(path)
+    assert info.value.key == key
+    assert "2025-01 or later" in str(info.value)
+    path.write_text(
+        "[scenario]\nmonths = 3\n" + table.replace("2024-12", "2030-01"), encoding="utf-8"
+    )
+    frame = simulate(load_scenario(path), seed=1, check_balances=True)
+    check_invariants(frame, 3)
