@@ -16,7 +16,6 @@ import logging
 import re
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import CancelledError
@@ -31,10 +30,15 @@ from rich.table import Table
 
 from sim.params import PRODUCTS, Scenario
 from sim.results import (
+    MAX_SEED,
     events_frame,
     file_sha256,
     git_commit,
+    input_files,
     manifest,
+    miners_file_path,
+    remove_stale_staging,
+    staging_folder,
     summarize,
     versions,
     write_json,
@@ -55,7 +59,6 @@ console = Console(stderr=False)
 err_console = Console(stderr=True)
 
 
-MAX_SEED = 2**63 - 1  # seeds are stored as int64 and seed numpy's generator (non-negative)
 # OS errors that mean "this output cannot be written here", not a bug.
 WRITE_ERRNOS = frozenset(
     {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
@@ -203,7 +206,8 @@ def _run_seeds(
     staging: Path | None = None
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+        remove_stale_staging(out)  # what a killed run to the same --out left behind
+        staging = staging_folder(out)
         write_parquet(timeseries, staging / "timeseries.parquet")
         write_parquet(summary, staging / "summary.parquet")
         write_parquet(events_frame(events), staging / "events.parquet")
@@ -246,23 +250,6 @@ def _missing_parents(out: Path) -> list[Path]:
             break
         missing.append(parent)
     return missing
-
-
-def miners_file_path(scenario: Scenario) -> Path:
-    """The projects CSV a scenario names (relative to scenarios/, or absolute)."""
-    name = Path(scenario.population.miners_file)
-    return name if name.is_absolute() else SCENARIO_DIR / name
-
-
-def input_files(scenario: Scenario) -> dict[str, dict[str, Any]]:
-    """The data files a run reads, with their SHA-256 (a rerun checks them)."""
-    path = miners_file_path(scenario)
-    return {
-        "population.miners_file": {
-            "path": scenario.population.miners_file,
-            "sha256": file_sha256(path),
-        }
-    }
 
 
 # ------------------------------------------------------------------------- --from-manifest
@@ -519,6 +506,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 f"resume with: resim sweep {args.sweep} --out {out} --resume [--scheduler ADDRESS]"
             )
             return 1
+    if outcome.rerun:
+        name, problem = next(iter(outcome.rerun.items()))
+        err_console.print(
+            escape(
+                f"note: {len(outcome.rerun)} run(s) in {out} had a damaged file and were run "
+                f"again (e.g. {name}: {problem})"
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
     short = {
         "mean_price_landed_ndpr": "NdPr $/kg",
         "mean_price_landed_dytb": "DyTb $/kg",

@@ -23,7 +23,6 @@ import functools
 import json
 import math
 import shutil
-import tempfile
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sim.results import FORMAT_VERSION, atomic_write
+from sim.results import FORMAT_VERSION, atomic_write, remove_stale_staging, staging_folder
 from sim.scenario import ScenarioError
 
 if TYPE_CHECKING:
@@ -276,6 +275,21 @@ def _run_file(folder: Path, run_id: str) -> Path:
     return folder / "runs" / f"{run_id}.parquet"
 
 
+def _check_run_rows(folder: Path, path: Path, run_id: str, columns: list[str]) -> None:
+    """A sweep's ``runs/<id>.parquet`` must hold run ``<id>``'s rows, not a copy of another's."""
+    if "run_id" not in columns:
+        raise CompareError(str(path), "", "has no run_id column; not a resim run file")
+    held = sorted(set(_read_parquet(path, ["run_id"])["run_id"].astype(str)) - {run_id})
+    if held:
+        raise CompareError(
+            str(path),
+            "run_id",
+            f"holds the rows of run {held[0]}, not of run {run_id} (the file was copied over or "
+            f"renamed); resume the sweep with `resim sweep SWEEP --out {folder} --resume` to "
+            "run it again, or compare other folders",
+        )
+
+
 def read_folder(folder: Path, manifest: dict[str, Any] | None = None) -> Folder:
     """Read a results folder and check that its files agree with its manifest."""
     manifest = manifest if manifest is not None else _read_manifest(folder)
@@ -332,6 +346,7 @@ def read_folder(folder: Path, manifest: dict[str, Any] | None = None) -> Folder:
             if columns and these != columns:
                 raise CompareError(str(path), "", "its columns differ from the folder's other runs")
             columns = these
+            _check_run_rows(folder, path, str(run["run_id"]), these)
     return Folder(folder, manifest, summary[summary["run_id"].astype(str).isin(done_ids)], columns)
 
 
@@ -1401,7 +1416,8 @@ def compare(
     frames = [s.timeseries(shared, series) for s in settings]
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    remove_stale_staging(out)
+    staging = staging_folder(out)
     try:
         pngs: dict[str, str] = {}
         fans = {c: [fan(frame, c) for frame in frames] for c in series}

@@ -8,9 +8,11 @@ import json
 import os
 import platform
 import re
+import secrets
+import shutil
+import socket
 import subprocess
 import sys
-import tempfile
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -19,10 +21,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.params import PRODUCTS
+from sim.params import PRODUCTS, Scenario
+from sim.scenario import SCENARIO_DIR
 
 EVENT_COLUMNS = ("run_id", "month", "date", "agent", "kind", "detail")
 FORMAT_VERSION = 1
+MAX_SEED = 2**63 - 1  # seeds are stored as int64 and seed numpy's generator (non-negative)
 
 
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
@@ -63,17 +67,88 @@ def _demand_path(run: pd.DataFrame) -> pd.Series:
     return pd.Series(np.maximum(demand / base, 1e-9), index=run.index)
 
 
+def _create_new(folder: Path, prefix: str, suffix: str) -> Path:
+    """A new, empty file with a random name, created with mode 0666 less the umask.
+
+    ``tempfile.mkstemp`` would make it 0600, and the rename would keep that mode: results must
+    be readable like any file the user writes (0644 under the usual umask).
+    """
+    while True:
+        path = folder / f"{prefix}{secrets.token_hex(4)}{suffix}"
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return path
+
+
 def atomic_write(path: Path, write: Any) -> None:
     """Write through a temporary file in the same folder, then rename over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = _create_new(path.parent, f".{path.name}.", ".tmp")
     try:
-        write(Path(tmp))
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def _host_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", socket.gethostname()).strip("-")[:40] or "host"
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process (or a number we cannot test): leave its folder
+    return True
+
+
+def staging_folder(out: Path) -> Path:
+    """A new empty sibling of ``out`` to write a results folder into before one rename.
+
+    Its name, ``.<out name>.staging-<host>-<pid>-<random>``, says which process owns it, so
+    that ``remove_stale_staging`` can remove what a killed process left. The folder gets mode
+    0777 less the umask, like ``mkdir`` (``tempfile.mkdtemp`` would make the results 0700).
+    """
+    prefix = f".{out.name}.staging-{_host_tag()}-{os.getpid()}-"
+    while True:
+        path = out.parent / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            path.mkdir(mode=0o777)
+        except FileExistsError:
+            continue
+        return path
+
+
+def remove_stale_staging(out: Path) -> list[Path]:
+    """Remove staging folders of ``out`` whose process has died (a SIGKILL, a power cut).
+
+    Only folders this host's processes made (``staging_folder``'s names) are touched, and
+    only when their process no longer exists; the removed folders are returned.
+    """
+    removed: list[Path] = []
+    prefix = f".{out.name}.staging-{_host_tag()}-"
+    try:
+        siblings = list(out.parent.iterdir())
+    except OSError:
+        return removed
+    for path in siblings:
+        rest = path.name.removeprefix(prefix)
+        if rest == path.name or not path.is_dir() or path.is_symlink():
+            continue
+        pid, _, token = rest.partition("-")
+        if not pid.isdigit() or len(token) != 8 or _process_alive(int(pid)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
 
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:
@@ -200,6 +275,23 @@ def file_sha256(path: Path) -> str | None:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
         return None
+
+
+def miners_file_path(scenario: Scenario) -> Path:
+    """The projects CSV a scenario names (relative to scenarios/, or absolute)."""
+    name = Path(scenario.population.miners_file)
+    return name if name.is_absolute() else SCENARIO_DIR / name
+
+
+def input_files(scenario: Scenario) -> dict[str, dict[str, Any]]:
+    """The data files a run reads, with their SHA-256 (a rerun checks them)."""
+    path = miners_file_path(scenario)
+    return {
+        "population.miners_file": {
+            "path": scenario.population.miners_file,
+            "sha256": file_sha256(path),
+        }
+    }
 
 
 def manifest(

@@ -8,7 +8,14 @@ same seeds (common random numbers; EMA Workbench's scenario x replication).
 Each run is a pure function of its resolved parameters and seed, so results do not depend on the
 number of workers or the backend. Workers write ``runs/<run_id>.parquet`` and
 ``events/<run_id>.parquet`` atomically; a run is finished exactly when its file exists, so a sweep
-killed at any moment resumes by running what has no file. The parent keeps only summary rows.
+killed at any moment resumes by running what has no file. The manifest is written before anything
+else. A run whose files were damaged afterwards (unreadable, or holding another run's rows) is run
+again. The parent keeps only summary rows.
+
+``--resume`` accepts only a folder whose manifest records this sweep: the same sweep file, the
+same run ids (so the same base scenario content), the same data files, the same format and resim
+version. A sweep of more than ``MAX_RUNS`` (1,000,000) runs, points x seeds, is refused before its
+points are made. Seeds are whole numbers from 0 to 2**63 - 1; types are strict.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import functools
 import hashlib
 import itertools
 import json
+import math
 import multiprocessing
 import os
 import time
@@ -30,13 +38,25 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sim.results import (
     FORMAT_VERSION,
+    MAX_SEED,
     atomic_write,
     events_frame,
+    file_sha256,
     git_commit,
+    miners_file_path,
     summarize,
     versions,
     write_json,
@@ -52,10 +72,25 @@ FAULT_RAISE = "RESIM_FAULT_RAISE"  # seed whose runs raise inside the model run
 MAX_ATTEMPTS = 3  # a run whose worker dies this often is recorded as failed
 
 
+# A sweep's size is known before its points are made: more runs than this are refused at plan
+# time (planning validates every point, ~1.5 ms each; the manifest lists every run).
+MAX_RUNS = 1_000_000
+MAX_SEED_COUNT = 100_000
+
+
+def _shown(value: Any) -> str:
+    text = "true" if value is True else "false" if value is False else repr(value)
+    return text if len(text) <= 60 else f"{text[:60]}..."
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 class SweepParameter(BaseModel):
     """One swept dimension: one key or several tied keys, with values or a sampling range."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
     keys: list[str] = Field(min_length=1)
     values: list[Any] | None = None
     low: float | None = None
@@ -63,29 +98,48 @@ class SweepParameter(BaseModel):
 
 
 class SweepSpec(BaseModel):
-    """A validated sweep file."""
+    """A validated sweep file.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Types are strict: ``seeds = true`` or ``seeds = "2"`` is refused, not read as 1 or 2.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
     name: str
     description: str = ""
     base: str = "baseline"
     design: Literal["grid", "list", "lhs", "sobol", "morris"]
     seeds: int | list[int]
     samples: int | None = Field(None, ge=1, le=100_000)
-    sample_seed: int = 0
+    sample_seed: int = Field(0, ge=0, le=MAX_SEED)
     parameters: list[SweepParameter] = Field(default_factory=list)
     points: list[dict[str, Any]] = Field(default_factory=list)
 
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, seeds: Any) -> Any:
+        allowed = (
+            f"allowed: a count from 1 to {MAX_SEED_COUNT} (seeds 1..N), or a list of distinct "
+            f"seeds, whole numbers from 0 to {MAX_SEED}"
+        )
+        if _is_int(seeds):
+            if not 1 <= seeds <= MAX_SEED_COUNT:
+                msg = f"got {seeds}; {allowed}"
+                raise ValueError(msg)
+            return seeds
+        if not isinstance(seeds, list):
+            msg = f"got {_shown(seeds)}; {allowed}"
+            raise ValueError(msg)
+        for i, seed in enumerate(seeds):
+            if not _is_int(seed) or not 0 <= seed <= MAX_SEED:
+                msg = f"seeds[{i}] is {_shown(seed)}; {allowed}"
+                raise ValueError(msg)
+        if not seeds or len(set(seeds)) != len(seeds):
+            msg = f"got {_shown(seeds)}; {allowed} (non-empty, without repeats)"
+            raise ValueError(msg)
+        return seeds
+
     @model_validator(mode="after")
     def _consistent(self) -> SweepSpec:
-        if isinstance(self.seeds, int) and not 1 <= self.seeds <= 100_000:
-            msg = f"seeds must be a count between 1 and 100000 or a list of seeds, got {self.seeds}"
-            raise ValueError(msg)
-        if isinstance(self.seeds, list) and (
-            not self.seeds or len(set(self.seeds)) != len(self.seeds)
-        ):
-            msg = "seeds must be a non-empty list without repeats"
-            raise ValueError(msg)
         if self.design == "list":
             if not self.points:
                 msg = "design 'list' needs [[sweep.points]] tables"
@@ -104,6 +158,16 @@ class SweepSpec(BaseModel):
                 msg = f"design {self.design!r} needs samples"
                 raise ValueError(msg)
         return self
+
+    def point_count(self) -> int:
+        """How many points the design makes, computed without making them."""
+        if self.design == "list":
+            return len(self.points)
+        if self.design == "grid":
+            return math.prod(len(p.values or []) for p in self.parameters)
+        n = int(self.samples or 1)
+        dims = len(self.parameters)
+        return n * {"lhs": 1, "sobol": dims + 2, "morris": dims + 1}[self.design]
 
     def seed_list(self) -> list[int]:
         """The seeds every point runs."""
@@ -138,6 +202,7 @@ class SweepPlan:
     months: int
     spec_hash: str
     labels: list[str] = field(default_factory=list)
+    parameters: dict[str, Any] = field(default_factory=dict)  # the base scenario, resolved
 
 
 def sweep_path(name_or_path: str | Path) -> Path:
@@ -167,7 +232,7 @@ def load_sweep(name_or_path: str | Path) -> SweepSpec:
     if extra:
         raise ScenarioError(str(path), extra[0], "unknown table; a sweep file holds only [sweep]")
     try:
-        return SweepSpec.model_validate(data["sweep"])
+        spec = SweepSpec.model_validate(data["sweep"])
     except ValidationError as err:
         first = err.errors()[0]
         key = "sweep." + ".".join(str(p) for p in first["loc"]) if first["loc"] else "sweep"
@@ -175,6 +240,27 @@ def load_sweep(name_or_path: str | Path) -> SweepSpec:
         if first["type"] == "extra_forbidden":
             problem = f"unknown key; allowed: {', '.join(sorted(SweepSpec.model_fields))} (and keys, values, low, high in parameters)"
         raise ScenarioError(str(path), key, problem) from None
+    _check_size(spec, path)
+    return spec
+
+
+def _check_size(spec: SweepSpec, path: Path) -> None:
+    """Refuse a sweep of more than ``MAX_RUNS`` runs before making its points."""
+    points = spec.point_count()
+    seeds = len(spec.seed_list()) if isinstance(spec.seeds, list) else spec.seeds
+    if points * seeds <= MAX_RUNS:
+        return
+    key, made = {
+        "grid": ("parameters", " x ".join(str(len(p.values or [])) for p in spec.parameters)),
+        "list": ("points", "[[sweep.points]] tables"),
+    }.get(spec.design, ("samples", f"{spec.design} with samples = {spec.samples}"))
+    raise ScenarioError(
+        str(path),
+        f"sweep.{key}",
+        f"the design makes {points:,} points ({made}) x {seeds:,} seed(s) = {points * seeds:,} "
+        f"runs; at most {MAX_RUNS:,} runs are allowed per sweep: split it into several sweep "
+        "files, or sample the space (design lhs, sobol or morris with fewer samples)",
+    )
 
 
 def design_points(spec: SweepSpec) -> list[dict[str, Any]]:
@@ -227,13 +313,30 @@ def point_label(overrides: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _base_scenario(spec: SweepSpec, path: Path) -> Any:
+    """The base scenario a sweep names, or a refusal naming the sweep file and ``sweep.base``."""
+    try:
+        return load_scenario(spec.base)
+    except ScenarioError as err:
+        # An unknown name names only itself; a fault inside the base file names that file.
+        problem = f"got {spec.base!r}: {err.problem}" if err.file == spec.base else str(err)
+        raise ScenarioError(str(path), "sweep.base", problem) from None
+
+
 def plan_sweep(name_or_path: str | Path) -> SweepPlan:
-    """Validate every point against the scenario schema and list the runs."""
+    """Validate every point against the scenario schema and list the runs.
+
+    ``spec_hash`` identifies what the sweep computes: the sweep file, every run id (a hash of
+    the resolved parameters and the seed, so the base scenario's content counts) and the data
+    files the points read. ``--resume`` refuses a folder whose hash differs.
+    """
     spec = load_sweep(name_or_path)
     path = sweep_path(name_or_path)
+    base = _base_scenario(spec, path)
     points = design_points(spec)
     runs: list[Run] = []
     months = 0
+    inputs: dict[str, str | None] = {}
     for i, overrides in enumerate(points):
         try:
             scenario = load_scenario(spec.base, overrides)
@@ -244,9 +347,20 @@ def plan_sweep(name_or_path: str | Path) -> SweepPlan:
             ) from None
         months = scenario.scenario.months
         runs.extend(Run(i, seed, run_id(scenario, seed)) for seed in spec.seed_list())
-    payload = json.dumps(spec.model_dump(mode="json"), sort_keys=True)
+        miners_file = scenario.population.miners_file
+        if miners_file not in inputs:
+            inputs[miners_file] = file_sha256(miners_file_path(scenario))
+    payload = json.dumps(
+        {
+            "sweep": spec.model_dump(mode="json"),
+            "runs": [r.run_id for r in runs],
+            "inputs": inputs,
+        },
+        sort_keys=True,
+    )
     spec_hash = hashlib.sha256(payload.encode()).hexdigest()[:16]
-    return SweepPlan(spec, path, points, runs, months, spec_hash, [point_label(p) for p in points])
+    labels = [point_label(p) for p in points]
+    return SweepPlan(spec, path, points, runs, months, spec_hash, labels, resolved_dict(base))
 
 
 # ----------------------------------------------------------------------------- execution
@@ -326,10 +440,62 @@ def _manifest_path(out: Path) -> Path:
     return out / "manifest.json"
 
 
+SUBFOLDERS = ("runs", "events", "errors")
+
+
+def _is_skeleton(out: Path) -> bool:
+    """Whether ``out`` holds only what a sweep killed before its first manifest leaves behind.
+
+    That is the temporary file of the first manifest's atomic write, and empty ``runs/`` and
+    ``events/`` folders (versions before 0.1.1 made them before the manifest): no run and
+    nothing of anyone else's, so the folder is as good as empty.
+    """
+    for entry in out.iterdir():
+        if entry.is_symlink():
+            return False
+        if entry.name in ("runs", "events") and entry.is_dir():
+            if any(entry.iterdir()):
+                return False
+        elif not (
+            entry.is_file()
+            and entry.name.startswith(".manifest.json.")
+            and entry.name.endswith(".tmp")
+        ):
+            return False
+    return True
+
+
+_JSON_KINDS = {list: "an array", str: "a string", bool: "true/false", int: "a number"}
+
+
+def _read_folder_manifest(manifest: Path) -> dict[str, Any]:
+    """A sweep folder's manifest as a JSON object, or a refusal naming the file."""
+    again = "choose another folder"
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        problem = f"unreadable: not UTF-8 text ({err.reason} at byte {err.start}); {again}"
+        raise SweepFolderError(str(manifest), "", problem) from None
+    except (OSError, json.JSONDecodeError) as err:
+        raise SweepFolderError(str(manifest), "", f"unreadable ({err}); {again}") from None
+    if not isinstance(data, dict):
+        kind = _JSON_KINDS.get(type(data), "null" if data is None else "a number")
+        problem = f"not a JSON object (it holds {kind}), so not a resim manifest; {again}"
+        raise SweepFolderError(str(manifest), "", problem)
+    return data
+
+
 def check_folder(plan: SweepPlan, out: Path, resume: bool) -> None:
-    """Refuse an out folder that holds something else, or a finished folder without --resume."""
+    """Refuse an out folder that holds something else, or a finished folder without --resume.
+
+    A folder is resumable when its manifest is readable, written by this format and this
+    version of resim, and records this very sweep (``spec_hash``). A folder a kill left before
+    the first manifest (see ``_is_skeleton``) counts as empty.
+    """
     manifest = _manifest_path(out)
-    if not out.exists() or not any(out.iterdir()):
+    if out.exists() and not out.is_dir():
+        raise SweepFolderError(str(out), "--out", "exists and is not a folder; choose a folder")
+    if not out.exists() or _is_skeleton(out):
         return
     if not manifest.is_file():
         raise SweepFolderError(
@@ -337,24 +503,49 @@ def check_folder(plan: SweepPlan, out: Path, resume: bool) -> None:
             "--out",
             "folder is not empty and holds no sweep manifest; choose another folder",
         )
-    try:
-        data = json.loads(manifest.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise SweepFolderError(
-            str(manifest), "manifest", f"unreadable ({err}); choose another folder"
-        ) from None
+    data = _read_folder_manifest(manifest)
     if data.get("format_version") != FORMAT_VERSION:
         raise SweepFolderError(
             str(manifest),
             "format_version",
-            f"written by another version of resim ({data.get('format_version')!r}, this one writes {FORMAT_VERSION}); choose another folder",
+            f"written by another version of resim ({_shown(data.get('format_version'))}, this one writes {FORMAT_VERSION}); choose another folder",
         )
-    if data.get("kind") != "sweep" or data.get("spec_hash") != plan.spec_hash:
+    if data.get("kind") != "sweep":
         raise SweepFolderError(
             str(out),
             "--out",
-            "folder holds a different sweep; choose another folder (--resume never mixes sweeps)",
+            f"folder holds a different sweep (its manifest's kind is {_shown(data.get('kind'))}, "
+            "not 'sweep'); choose another folder (--resume never mixes sweeps)",
         )
+    recorded = data.get("versions")
+    theirs = recorded.get("resim") if isinstance(recorded, dict) else None
+    ours = versions().get("resim")
+    if theirs != ours:
+        raise SweepFolderError(
+            str(manifest),
+            "versions.resim",
+            f"written by resim {_shown(theirs)}, this is resim {ours}: its runs come from "
+            "another model version; finish it with that version, or choose another folder "
+            "(--resume never mixes model versions)",
+        )
+    if data.get("spec_hash") != plan.spec_hash:
+        raise SweepFolderError(
+            str(out),
+            "--out",
+            f"folder holds a different sweep (spec_hash {_shown(data.get('spec_hash'))}, this "
+            f"one {plan.spec_hash}: the sweep file, the base scenario it names, or a data file "
+            "they read differs from the folder's); choose another folder (--resume never mixes "
+            "sweeps)",
+        )
+    for name in SUBFOLDERS:
+        sub = out / name
+        if (sub.exists() or sub.is_symlink()) and not sub.is_dir():
+            raise SweepFolderError(
+                str(sub),
+                "",
+                f"exists and is not a folder; a sweep folder keeps its {name} files in {name}/. "
+                "Move it away, or choose another folder",
+            )
     if not resume:
         raise SweepFolderError(
             str(out),
@@ -363,13 +554,51 @@ def check_folder(plan: SweepPlan, out: Path, resume: bool) -> None:
         )
 
 
-def finished_runs(plan: SweepPlan, out: Path) -> set[str]:
-    """Runs whose result file exists (written atomically, so present = complete)."""
+def _file_problem(path: Path, rid: str, *, rows_needed: bool) -> str | None:
+    """Why a run's file cannot be kept (unreadable, or another run's rows), or None."""
+    if not path.is_file():
+        return "missing"
+    try:
+        parquet = pq.ParquetFile(path)
+        if "run_id" not in parquet.schema_arrow.names:
+            return "unreadable (no run_id column)"
+        ids = parquet.read(columns=["run_id"]).column(0).unique().to_pylist()
+    except (pa.ArrowException, OSError, ValueError) as err:
+        return f"unreadable ({err})"
+    others = [i for i in ids if i != rid]
+    if others:
+        return f"holds the rows of run {others[0]}, not of run {rid}"
+    if rows_needed and not ids:
+        return "holds no rows"
+    return None
+
+
+def finished_runs(plan: SweepPlan, out: Path) -> tuple[set[str], dict[str, str]]:
+    """Runs whose files are complete, and the damaged files of other runs with what is wrong.
+
+    A run is finished when ``runs/<id>.parquet`` exists (written atomically, after the events
+    file) and both its files are readable and hold its rows only. A file damaged after the
+    fact (a truncated copy, another run's file copied over it) makes the run unfinished.
+    """
     runs_dir = out / "runs"
     if not runs_dir.is_dir():
-        return set()
+        return set(), {}
     present = {p.stem for p in runs_dir.glob("*.parquet")}
-    return {r.run_id for r in plan.runs if r.run_id in present}
+    done: set[str] = set()
+    damaged: dict[str, str] = {}
+    for r in plan.runs:
+        if r.run_id not in present or r.run_id in done:
+            continue
+        for name, rows_needed in (("runs", True), ("events", False)):
+            problem = _file_problem(
+                out / name / f"{r.run_id}.parquet", r.run_id, rows_needed=rows_needed
+            )
+            if problem:
+                damaged[f"{name}/{r.run_id}.parquet"] = problem
+                break
+        else:
+            done.add(r.run_id)
+    return done, damaged
 
 
 @dataclass
@@ -398,7 +627,7 @@ class SweepState:
             ],
             "seeds": spec.seed_list(),
             "months": self.plan.months,
-            "parameters": resolved_dict(load_scenario(spec.base)),
+            "parameters": self.plan.parameters,
             "versions": versions(),
             "git_commit": git_commit(),
             "backend": self.backend,
@@ -526,6 +755,7 @@ class SweepOutcome:
     failed: int
     total: int
     summary: pd.DataFrame
+    rerun: dict[str, str] = field(default_factory=dict)  # damaged files run again, and why
 
 
 def run_sweep(
@@ -540,12 +770,14 @@ def run_sweep(
     """Run every point x seed not yet finished, then write summary, events and manifest."""
     check_folder(plan, out, resume)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "runs").mkdir(exist_ok=True)
-    (out / "events").mkdir(exist_ok=True)
     # A kill during an atomic write leaves its temporary file: never read as a result, removed here.
     for leftover in [*out.glob("runs/.*.tmp"), *out.glob("events/.*.tmp"), *out.glob(".*.tmp")]:
         leftover.unlink(missing_ok=True)
-    finished = finished_runs(plan, out)
+    finished, damaged = finished_runs(plan, out)
+    for name in damaged:  # run again below; the run file (its mark of done) goes first
+        rid = Path(name).stem
+        for sub in ("runs", "events"):
+            (out / sub / f"{rid}.parquet").unlink(missing_ok=True)
     status: dict[str, dict[str, Any]] = {
         r.run_id: {"status": "done" if r.run_id in finished else "pending"} for r in plan.runs
     }
@@ -556,7 +788,9 @@ def run_sweep(
         datetime.now(UTC),
         f"dask {scheduler}" if scheduler else f"local x{workers}",
     )
-    state.write()
+    state.write()  # first: from here on the folder is a sweep folder that --resume accepts
+    (out / "runs").mkdir(exist_ok=True)
+    (out / "events").mkdir(exist_ok=True)
     todo = [r for r in plan.runs if r.run_id not in finished]
     counts = {"done": len(finished), "failed": 0}
     last_write = time.monotonic()
@@ -595,7 +829,19 @@ def run_sweep(
     finally:
         state.write()
     summary = collect(plan, out)
-    return SweepOutcome(out, counts["done"], counts["failed"], len(plan.runs), summary)
+    return SweepOutcome(out, counts["done"], counts["failed"], len(plan.runs), summary, damaged)
+
+
+def _read_result(path: Path) -> pd.DataFrame:
+    """A run's file; damage the checks at start-up could not see is refused naming the file."""
+    try:
+        return pd.read_parquet(path)
+    except (pa.ArrowException, OSError, ValueError) as err:
+        raise SweepFolderError(
+            str(path),
+            "",
+            f"unreadable parquet file ({err}); delete it and resume with --resume to run it again",
+        ) from None
 
 
 def collect(plan: SweepPlan, out: Path) -> pd.DataFrame:
@@ -606,7 +852,7 @@ def collect(plan: SweepPlan, out: Path) -> pd.DataFrame:
         path = out / "runs" / f"{r.run_id}.parquet"
         if not path.is_file():
             continue
-        row = summarize(pd.read_parquet(path)).iloc[0].to_dict()
+        row = summarize(_read_result(path)).iloc[0].to_dict()
         rows.append(
             {
                 "run_id": r.run_id,
@@ -618,7 +864,7 @@ def collect(plan: SweepPlan, out: Path) -> pd.DataFrame:
         )
         event_path = out / "events" / f"{r.run_id}.parquet"
         if event_path.is_file():
-            events.append(pd.read_parquet(event_path))
+            events.append(_read_result(event_path))
     summary = pd.DataFrame(rows)
     write_parquet(summary, out / "summary.parquet")
     write_parquet(

@@ -698,42 +698,45 @@ CLI_CASES: list[Any] = [
         ["run", "baseline", "--set", "population.miners_file=@DIR@/junk.csv"],
         ["junk.csv", "UTF-8"],
     ),
-    pytest.param(
-        (
-            "sweep-negative-seed",
-            {"sw.toml": SWEEP_HEAD + 'design = "grid"\nseeds = [-1]\n' + GRID},
-            ["sweep", "sw.toml"],
-            ["sw.toml", "sweep.seeds"],
-        ),
-        marks=_xfail(
-            "sim/sweep.py SweepSpec._consistent accepts negative (and > 2**63) seeds; every run then fails in numpy's SeedSequence: exit 1, not 2"
-        ),
+    (
+        "sweep-negative-seed",
+        {"sw.toml": SWEEP_HEAD + 'design = "grid"\nseeds = [-1]\n' + GRID},
+        ["sweep", "sw.toml"],
+        ["sw.toml", "sweep.seeds", "from 0 to"],
     ),
-    pytest.param(
-        (
-            "sweep-negative-sample-seed",
-            {
-                "sw.toml": SWEEP_HEAD
-                + 'design = "lhs"\nseeds = 1\nsamples = 2\nsample_seed = -1\n[[sweep.parameters]]\nkeys = ["policy.tariff.ndpr"]\nlow = 0.0\nhigh = 1.0\n'
-            },
-            ["sweep", "sw.toml"],
-            ["sw.toml", "sweep.sample_seed"],
-        ),
-        marks=_xfail(
-            "sim/sweep.py SweepSpec.sample_seed has no lower bound; SALib raises ValueError in design_points (sweep.py:193): a traceback"
-        ),
+    (
+        "sweep-seed-beyond-int64",
+        {"sw.toml": SWEEP_HEAD + f'design = "grid"\nseeds = [1, {2**63}]\n' + GRID},
+        ["sweep", "sw.toml"],
+        ["sw.toml", "sweep.seeds", "seeds[1]", "from 0 to"],
     ),
-    pytest.param(
-        (
-            "sweep-10^12-grid",
-            {"sw.toml": _huge_grid()},
-            ["sweep", "sw.toml"],
-            ["sw.toml", "sweep.parameters"],
-            8,
-        ),
-        marks=_xfail(
-            "sim/sweep.py design_points (line 185) materialises every grid point and plan_sweep validates each (~1.5 ms): a grid of 10^12 points has no upper bound and never returns (MemoryError at 1.5 GB)"
-        ),
+    (
+        "sweep-seeds-true",
+        {"sw.toml": SWEEP_HEAD + 'design = "grid"\nseeds = true\n' + GRID},
+        ["sweep", "sw.toml"],
+        ["sw.toml", "sweep.seeds", "got true"],
+    ),
+    (
+        "sweep-seeds-string",
+        {"sw.toml": SWEEP_HEAD + 'design = "grid"\nseeds = "2"\n' + GRID},
+        ["sweep", "sw.toml"],
+        ["sw.toml", "sweep.seeds", "got '2'"],
+    ),
+    (
+        "sweep-negative-sample-seed",
+        {
+            "sw.toml": SWEEP_HEAD
+            + 'design = "lhs"\nseeds = 1\nsamples = 2\nsample_seed = -1\n[[sweep.parameters]]\nkeys = ["policy.tariff.ndpr"]\nlow = 0.0\nhigh = 1.0\n'
+        },
+        ["sweep", "sw.toml"],
+        ["sw.toml", "sweep.sample_seed"],
+    ),
+    (
+        "sweep-10^12-grid",
+        {"sw.toml": _huge_grid()},
+        ["sweep", "sw.toml"],
+        ["sw.toml", "sweep.parameters", "1,000,000,000,000 points", "at most 1,000,000 runs"],
+        8,
     ),
 ]
 

@@ -3,14 +3,17 @@ message by ``resim compare`` and ``resim sweep --resume``; ``--resume`` never mi
 
 Each case damages a copy of a finished tiny sweep (or of a ``resim run`` folder) and calls the
 command line: exit status 2, one message naming the file, no traceback, the folder left as it
-was. Known faults in ``sim/sweep.py`` and ``sim/compare.py`` are ``xfail(strict=True)``.
+was. A damaged run file is the exception: ``--resume`` runs it again and says so.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ import pandas as pd
 import pytest
 
 from sim.cli import main
+from sim.results import staging_folder
 from sim.sweep import plan_sweep, run_sweep
 
 TINY = '[scenario]\nbase = "baseline"\nname = "tiny"\nmonths = 6\n[population]\nmanufacturers = 30\nminers = 12\n'
@@ -117,58 +121,12 @@ def _a_run_folder(out: Path) -> None:
 RESUME_REFUSALS: list[Any] = [
     ("not-ours", _not_ours, ["no sweep manifest"]),
     ("manifest-truncated", _manifest_truncated, ["manifest.json", "unreadable"]),
-    pytest.param(
-        ("manifest-binary", _manifest_binary, ["manifest.json", "unreadable"]),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="sim/sweep.py check_folder (line ~342) catches OSError and JSONDecodeError "
-            "but not UnicodeDecodeError: a manifest that is not UTF-8 gives a traceback",
-        ),
-    ),
+    ("manifest-binary", _manifest_binary, ["manifest.json", "unreadable", "not UTF-8"]),
     ("other-format-version", _other_format, ["manifest.json", "format_version"]),
     ("a-run-folder", _a_run_folder, ["different sweep"]),
-    pytest.param(
-        ("manifest-json-array", _manifest_array, ["manifest.json"]),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="sim/sweep.py check_folder (line ~345) calls data.get on whatever the "
-            "manifest holds: a JSON array gives AttributeError, a traceback",
-        ),
-    ),
-    pytest.param(
-        ("other-resim-version", _other_resim, ["manifest.json", "versions.resim"]),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="sim/sweep.py check_folder compares format_version, kind and spec_hash but "
-            "not versions.resim (nor git_commit): --resume adds runs of another model version "
-            "to the folder without a word",
-        ),
-    ),
-    pytest.param(
-        ("truncated-run-file", _truncated_run, ["runs/", "unreadable"]),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="sim/sweep.py finished_runs (line ~367) counts any runs/<id>.parquet as done; "
-            "collect (line ~610) then fails in pd.read_parquet with ArrowInvalid: a traceback "
-            "(it should refuse, or rerun the damaged run)",
-        ),
-    ),
-    pytest.param(
-        ("truncated-events-file", _truncated_events, ["events/", "unreadable"]),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="sim/sweep.py collect (line ~622) reads events/<id>.parquet unchecked: "
-            "ArrowInvalid, a traceback",
-        ),
-    ),
-    pytest.param(
-        ("runs-is-a-file", _runs_is_a_file, ["runs"]),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="sim/sweep.py run_sweep (line ~544) mkdir(exist_ok=True) on a file: "
-            "FileExistsError, a traceback",
-        ),
-    ),
+    ("manifest-json-array", _manifest_array, ["manifest.json", "not a JSON object"]),
+    ("other-resim-version", _other_resim, ["manifest.json", "versions.resim", "0.0.1"]),
+    ("runs-is-a-file", _runs_is_a_file, ["runs", "not a folder"]),
 ]
 
 
@@ -193,40 +151,62 @@ def test_resume_refuses_a_folder_it_cannot_trust(case, finished, tmp_path, capsy
     assert snapshot(out) == before  # a refusal leaves the folder as it was
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sim/sweep.py check_folder trusts a run file by its name: runs/<id>.parquet holding "
-    "another run's rows (its run_id column) is kept as done, and resume mixes it in",
-)
-def test_resume_does_not_keep_a_run_file_that_holds_another_run(finished, tmp_path, capsys):
+# A damaged run file is not refused but run again: runs are pure functions of their inputs, so
+# the rerun restores the file bit for bit, and the user is told which file was damaged.
+DAMAGED_RUN_FILES: list[Any] = [
+    ("truncated-run-file", _truncated_run, "unreadable"),
+    ("truncated-events-file", _truncated_events, "unreadable"),
+    ("swapped-run-file", _swapped_run, "holds the rows of run"),
+]
+
+
+@pytest.mark.parametrize("case", DAMAGED_RUN_FILES, ids=_id)
+def test_resume_runs_a_damaged_run_file_again(case, finished, tmp_path, capsys):
+    _, damage, problem = case
     out = tmp_path / "out"
     shutil.copytree(finished["sweep"], out)
-    _swapped_run(out)
+    damage(out)
     code = main(["sweep", str(finished["sweep_file"]), "--out", str(out), "--resume"])
-    capsys.readouterr()
-    for path in run_files(out):  # either refused, or every file holds its own run
-        assert set(pd.read_parquet(path, columns=["run_id"])["run_id"]) == {path.stem} or code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 0, err[-1500:]
+    assert "Traceback" not in err
+    for fragment in ("1 run(s)", "damaged", problem):
+        assert fragment in err, err[-1500:]
+    for sub in ("runs", "events"):  # every file as the uninterrupted sweep wrote it
+        ours = {p.name: p.read_bytes() for p in (out / sub).glob("*.parquet")}
+        reference = {p.name: p.read_bytes() for p in (finished["sweep"] / sub).glob("*.parquet")}
+        assert ours == reference
+    for name in ("summary.parquet", "events.parquet"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(out / name), pd.read_parquet(finished["sweep"] / name)
+        )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sim/sweep.py: spec_hash covers the sweep file only, not the base scenario it names; "
-    "after the base scenario changes, --resume runs the new run ids into the same folder and "
-    "leaves the old runs/ files there: one folder, two parameter sets (the manifest lists the "
-    "new ones only)",
-)
 def test_resume_after_the_base_scenario_changed_does_not_mix_parameters(tmp_path, capsys):
     (tmp_path / "tiny.toml").write_text(TINY)
     sweep = tmp_path / "sw.toml"
     sweep.write_text(SWEEP.format(base=tmp_path / "tiny.toml"))
     out = tmp_path / "out"
     assert main(["sweep", str(sweep), "--out", str(out), "--workers", "1"]) == 0
+    capsys.readouterr()
+    before = snapshot(out)
     (tmp_path / "tiny.toml").write_text(TINY.replace("manufacturers = 30", "manufacturers = 31"))
     code = main(["sweep", str(sweep), "--out", str(out), "--resume", "--workers", "1"])
-    capsys.readouterr()
-    planned = {r.run_id for r in plan_sweep(sweep).runs}
-    # Refused, or the folder holds the new parameters' runs only.
-    assert code == 2 or {p.stem for p in run_files(out)} == planned
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2  # refused: the folder holds the old parameters' runs
+    for fragment in ("different sweep", "base scenario", str(out)):
+        assert fragment in err
+    assert snapshot(out) == before
+
+
+def test_a_missing_base_scenario_is_named_as_sweep_base(tmp_path, capsys):
+    sweep = tmp_path / "sw.toml"
+    sweep.write_text(SWEEP.format(base="no_such_scenario"))
+    code = main(["sweep", str(sweep), "--out", str(tmp_path / "out")])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2
+    assert f"{sweep}: sweep.base: got 'no_such_scenario': unknown scenario" in err
+    assert not (tmp_path / "out").exists()
 
 
 # ------------------------------------------------------------------------------- compare
@@ -243,15 +223,7 @@ COMPARE_REFUSALS: list[Any] = [
     ("truncated-run-file", _truncated_run, ["unreadable parquet"]),
     ("not-ours", _not_ours, ["manifest.json", "missing"]),
     ("runs-is-a-file", _runs_is_a_file, ["runs/", "missing"]),
-    pytest.param(
-        ("swapped-run-file", _swapped_run, ["runs/"]),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="sim/compare.py read_folder checks that runs/<id>.parquet exists and has the "
-            "folder's columns, not that its run_id column is <id>: a copied-over run is "
-            "compared as if it were the other",
-        ),
-    ),
+    ("swapped-run-file", _swapped_run, ["runs/", "holds the rows of run", "--resume"]),
 ]
 
 
@@ -299,3 +271,39 @@ def test_compare_refuses_an_empty_folder_and_a_file(finished, tmp_path, capsys):
         code, err = _compare([finished["root"] / "run_a", bad], tmp_path / "report", capsys)
         assert code == 2
         assert str(bad) in err
+
+
+# ------------------------------------------------------------------ modes and staging folders
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def test_results_are_readable_like_any_file_the_user_writes(finished):
+    """Files and folders honour the umask (mkstemp/mkdtemp would leave them 0600/0700)."""
+    mask = _umask()
+    for folder in (finished["root"] / "run_a", finished["sweep"]):
+        assert folder.stat().st_mode & 0o777 == 0o777 & ~mask
+        for path in folder.rglob("*"):
+            expected = 0o777 & ~mask if path.is_dir() else 0o666 & ~mask
+            assert path.stat().st_mode & 0o777 == expected, path
+
+
+def test_a_killed_runs_staging_folder_is_removed_by_the_next_run(finished, tmp_path, capsys):
+    out = tmp_path / "out"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    live = staging_folder(out)  # this process's: in use
+    dead = live.with_name(live.name.replace(f"-{os.getpid()}-", f"-{gone.pid}-"))
+    shutil.copytree(live, dead)
+    (dead / "timeseries.parquet").write_text("half written")
+    other = tmp_path / f".{out.name}.notes"  # not a staging folder's name: not ours
+    other.mkdir()
+    argv = ["run", str(finished["root"] / "tiny.toml"), "--out", str(out)]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert not dead.exists()
+    assert live.is_dir()
+    assert other.is_dir()
+    assert (out / "manifest.json").is_file()

@@ -21,9 +21,11 @@ Usage::
 
 Prints one JSON object (the counts the robustness note quotes); exit status 0 when no run was
 lost, duplicated or changed, 1 otherwise. A kill point counts as survived when the folder it
-left resumed to a complete folder equal to the reference. Kills that hit the known window before
-the first manifest (see ``is_skeleton``) are counted apart and do not count as survived; the loop
-goes on until ``--kills`` kill points are survived. ``tests/test_robustness_kill.py`` runs it.
+left resumed to a complete folder equal to the reference. After every kill the folder must be
+one ``--resume`` accepts (``sim.sweep.check_folder``), whatever the moment: a kill that leaves a
+folder it refuses is counted (``kills_leaving_an_unresumable_skeleton``, which must be 0; the
+window before the first manifest used to be one) and reported as a problem.
+``tests/test_robustness_kill.py`` runs it.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sim.sweep import SweepPlan, plan_sweep, run_sweep  # noqa: E402
+from sim.sweep import SweepFolderError, SweepPlan, check_folder, plan_sweep, run_sweep  # noqa: E402
 
 SCENARIO = """[scenario]
 base = "baseline"
@@ -110,21 +112,13 @@ def run_files(out: Path) -> list[Path]:
     return sorted(runs.glob("*.parquet")) if runs.is_dir() else []
 
 
-def is_skeleton(out: Path) -> bool:
-    """Whether a kill left ``out`` with no manifest and no run.
-
-    Only empty ``runs/`` and ``events/`` folders and temporary files: ``run_sweep`` makes the
-    folders before it writes the first manifest.
-    """
-    if not out.is_dir() or (out / "manifest.json").exists():
-        return False
-    for entry in out.iterdir():
-        if entry.name in ("runs", "events") and entry.is_dir():
-            if any(p for p in entry.iterdir() if not p.name.endswith(".tmp")):
-                return False
-        elif not entry.name.endswith(".tmp"):
-            return False
-    return any(out.iterdir())
+def refusal(plan: SweepPlan, out: Path) -> str | None:
+    """Why ``--resume`` would refuse the folder a kill left, or None when it accepts it."""
+    try:
+        check_folder(plan, out, resume=True)
+    except SweepFolderError as err:
+        return str(err)
+    return None
 
 
 def check_after_kill(plan: SweepPlan, out: Path) -> list[str]:
@@ -264,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     kills: list[dict[str, Any]] = []
     folders: list[dict[str, Any]] = []
     problems: list[str] = []
-    skeletons: list[int] = []  # kills that left a folder --resume refuses (a known bug)
+    skeletons: list[int] = []  # kills that left a folder --resume refuses: must stay empty
     folder_no = 0
     out = work / f"out{folder_no}"
     while len(kills) - len(skeletons) < args.kills:
@@ -303,12 +297,11 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
             problems += [f"kill {len(kills)}: {p}" for p in check_after_kill(plan, out)]
-            if is_skeleton(out):
-                # Known bug (sim/sweep.py run_sweep): the kill fell between making runs/ and
-                # events/ and writing the first manifest; --resume would refuse the folder as
-                # foreign. No run existed yet: remove the skeleton and go on, and count it.
+            refused = refusal(plan, out)
+            if refused is not None:
                 skeletons.append(len(kills))
-                shutil.rmtree(out)
+                problems.append(f"kill {len(kills)} left a folder --resume refuses: {refused}")
+                break
         # One kill while collecting a complete folder is enough: then finish it, start afresh.
         done = before == len(plan.runs)
         if done or len(kills) - len(skeletons) >= args.kills:
