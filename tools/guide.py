@@ -207,17 +207,7 @@ STEPS: tuple[Step, ...] = (
             "bad_contract",
         )
     ),
-    Step(
-        "ex_bad_miner_check", "ex_bad_miner", "resim check bad_miner.toml", "examples", 0, "check"
-    ),
-    Step(
-        "ex_bad_miner_run",
-        "ex_bad_miner",
-        f"resim run bad_miner.toml --months 3 --out {OUT}/bad_miner",
-        "examples",
-        2,
-        "stderr",
-    ),
+    Step("ex_bad_miner", "ex_bad_miner", "resim check bad_miner.toml", "examples", 2, "stderr"),
     Step(
         "ex_bad_set",
         "ex_bad_set",
