@@ -175,9 +175,12 @@ def clear_against_curve(
     choke = max(choke_ratio * price_ref, reservation_price)
     if demand_ref_t <= 0:
         return reservation_price, 0.0
-    demand_at_reservation = (
-        demand_ref_t * (reservation_price / price_ref) ** elasticity if elasticity else demand_ref_t
-    )
+    if not elasticity:
+        demand_at_reservation = demand_ref_t
+    elif reservation_price <= 0:  # a seller that takes any price faces unbounded demand
+        demand_at_reservation = math.inf if elasticity < 0 else 0.0
+    else:
+        demand_at_reservation = demand_ref_t * (reservation_price / price_ref) ** elasticity
     if offer_t >= demand_at_reservation:
         return reservation_price, demand_at_reservation
     if offer_t <= 0:

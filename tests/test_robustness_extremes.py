@@ -230,21 +230,8 @@ def _bound_cases() -> list[tuple[str, Any]]:
     return cases
 
 
-KNOWN_CRASHES = {
-    ("foreign.defend_price_ratio", 0.0): "ZeroDivisionError",
-}
-REASONS = {
-    "ZeroDivisionError": (
-        "sim/market.py:~160 raises 0.0 to a negative power when foreign.defend_price_ratio = 0 "
-        "(allowed: ge=0)"
-    ),
-}
-
-
 def _bound_param(key: str, value: Any) -> Any:
-    known = KNOWN_CRASHES.get((key, value))
-    marks = [pytest.mark.xfail(strict=True, reason=REASONS[known])] if known else []
-    return pytest.param(key, value, id=f"{key}={value:g}", marks=marks)
+    return pytest.param(key, value, id=f"{key}={value:g}")
 
 
 @pytest.mark.parametrize(("key", "value"), [_bound_param(k, v) for k, v in _bound_cases()])
