@@ -246,3 +246,34 @@ def test_a_foreign_folder_is_refused(tmp_path):
     (out / "notes.txt").write_text("mine")
     with pytest.raises(SweepFolderError, match="no sweep manifest"):
         run_sweep(plan_sweep(write_sweep(tmp_path, GRID)), out, workers=1)
+
+
+def test_result_files_are_the_bytes_to_parquet_writes(tmp_path):
+    """write_parquet's fast path (cached schema, numeric blocks) changes nothing in the file."""
+    import numpy as np
+
+    from sim import load_scenario
+    from sim.results import events_frame, summarize, write_parquet
+    from sim.runner import simulate_with_events
+
+    frame, events = simulate_with_events(
+        load_scenario(write_sweep(tmp_path, GRID).parent / "tiny.toml"), 3
+    )
+    frame["run_id"] = "0123456789abcdef"
+    holes = frame.copy()
+    holes.loc[::3, "price_landed_ndpr"] = np.nan  # NaN is written as null, as to_parquet does
+    frames = {
+        "timeseries": frame,
+        "with_nan": holes,
+        "summary": summarize(frame),
+        "events": events_frame([{**e, "run_id": "0123456789abcdef"} for e in events]),
+        "no_events": events_frame([]),
+        "mixed": pd.DataFrame({"a": [1.5, None], "b": ["x", None], "c": [True, False]}),
+        "empty": pd.DataFrame(),
+    }
+    for name, data in frames.items():
+        for _ in range(2):  # the second write uses the cached layout
+            write_parquet(data, tmp_path / f"{name}.parquet")
+            data.to_parquet(tmp_path / f"{name}.expected.parquet", index=False)
+            ours = (tmp_path / f"{name}.parquet").read_bytes()
+            assert ours == (tmp_path / f"{name}.expected.parquet").read_bytes(), name
