@@ -180,7 +180,10 @@ def clear_against_curve(
     elif reservation_price <= 0:  # a seller that takes any price faces unbounded demand
         demand_at_reservation = math.inf if elasticity < 0 else 0.0
     else:
-        demand_at_reservation = demand_ref_t * (reservation_price / price_ref) ** elasticity
+        try:
+            demand_at_reservation = demand_ref_t * (reservation_price / price_ref) ** elasticity
+        except OverflowError:  # a reservation price far below p_ref: demand beyond any offer
+            demand_at_reservation = math.inf
     if offer_t >= demand_at_reservation:
         return reservation_price, demand_at_reservation
     if offer_t <= 0:

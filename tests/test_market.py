@@ -94,3 +94,18 @@ def test_curve_price_capped_at_choke():
 
 def test_adaptive_expectation():
     assert float(adapt(10.0, 20.0, 0.25)) == 12.5
+
+
+@pytest.mark.parametrize("reservation", [0.0, 1e-200])
+def test_curve_with_a_reservation_price_near_zero_sells_the_offer(reservation):
+    """A seller that takes (almost) any price faces demand beyond its offer: it sells all of it,
+    at the price where the curve meets the offer; no division by zero or overflow."""
+    price, sold = clear_against_curve(
+        offer_t=500.0,
+        reservation_price=reservation,
+        demand_ref_t=1000.0,
+        price_ref=50.0,
+        elasticity=-5.0,
+    )
+    assert sold == 500.0
+    assert price == pytest.approx(50.0 * 0.5 ** (1 / -5.0))
