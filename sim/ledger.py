@@ -71,6 +71,22 @@ class Ledger:
         self._blocks[id(accounts)] = (accounts, slice(start, needed))
         return accounts
 
+    def as_block(self, accounts: ArrayLike) -> NDArray[np.intp]:
+        """A read-only copy of ``accounts`` that transfers update through a slice if contiguous.
+
+        For subsets an agent uses every month (say the magnet makers among the manufacturers):
+        build it once, and transfers to it are as fast as to a block from ``open``.
+        """
+        block = np.array(accounts, dtype=np.intp)
+        block.flags.writeable = False
+        if (
+            block.ndim == 1
+            and block.size
+            and np.array_equal(block, np.arange(block[0], block[0] + block.size))
+        ):
+            self._blocks[id(block)] = (block, slice(int(block[0]), int(block[0]) + block.size))
+        return block
+
     @property
     def size(self) -> int:
         """Number of open accounts."""

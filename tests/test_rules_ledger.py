@@ -141,3 +141,22 @@ def test_held_is_a_copy(books):
     assert held.tolist() == [-4.0, 4.0]
     held[:] = 0.0
     assert ledger.tonnes[b, 2] == 4.0
+
+
+def test_as_block_transfers_match_an_index_array():
+    """A contiguous subset built with ``as_block`` moves exactly what an index array moves; a
+    non-contiguous one still works (through the index array)."""
+    from sim.ledger import Ledger
+
+    fast, slow = Ledger(), Ledger()
+    for ledger in (fast, slow):
+        ledger.open("source")
+        ledger.open("firm", 6)
+    amounts = np.array([1.0, 2.5, 0.0])
+    fast.move("ndpr", 0, fast.as_block([3, 4, 5]), amounts, "buy")
+    slow.move("ndpr", 0, np.array([3, 4, 5]), amounts, "buy")
+    fast.pay(fast.as_block([1, 3, 6]), 0, amounts, "pay")
+    slow.pay(np.array([1, 3, 6]), 0, amounts, "pay")
+    assert np.array_equal(fast.tonnes, slow.tonnes)
+    assert np.array_equal(fast.money, slow.money)
+    assert fast.tonne_flow("buy", "ndpr") == 3.5
