@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.columns import INTEGER_COLUMNS, KEY_COLUMNS, TIMESERIES_COLUMNS
+from sim.columns import INTEGER_COLUMNS, TIMESERIES_COLUMNS
 from sim.model import RareEarthModel
 from sim.params import Scenario
 from sim.scenario import load_scenario, resolved_dict, validate
@@ -51,18 +51,18 @@ def build_model(
 def model_frame(model: RareEarthModel) -> pd.DataFrame:
     """The months a model has run, as the contract's timeseries frame."""
     data, dates = model.frame_data()
-    frame = pd.DataFrame(data, columns=list(TIMESERIES_COLUMNS))
-    for col in INTEGER_COLUMNS:
-        frame[col] = frame[col].astype("int64")
-    keys = pd.DataFrame(
-        {
-            "run_id": model.run_id,
-            "seed": np.full(len(dates), model.seed, dtype="int64"),
-            "month": np.arange(len(dates), dtype="int64"),
-            "date": dates,
-        }
-    )
-    return pd.concat([keys, frame], axis=1)[list(KEY_COLUMNS) + list(TIMESERIES_COLUMNS)]
+    n = len(dates)
+    # One column at a time into one constructor call: no concat, no re-typing after the fact.
+    columns: dict[str, Any] = {
+        "run_id": np.full(n, model.run_id, dtype=object),
+        "seed": np.full(n, model.seed, dtype="int64"),
+        "month": np.arange(n, dtype="int64"),
+        "date": np.array(dates, dtype=object),
+    }
+    for i, name in enumerate(TIMESERIES_COLUMNS):
+        column = data[:, i]
+        columns[name] = column.astype("int64") if name in INTEGER_COLUMNS else column.copy()
+    return pd.DataFrame(columns, copy=False)
 
 
 def simulate(
