@@ -98,6 +98,31 @@ NUMERIC = CSV_COLUMNS[5:16]
 OPTIONAL_NUMERIC = ("magnet_capacity_t_per_year",)  # 0 when the column is absent
 
 
+def state_table(*states: State) -> NDArray[np.bool_]:
+    """Lookup table by state value, True for ``states``: ``table[fleet.state]`` is their mask."""
+    table = np.zeros(len(State), dtype=bool)
+    table[[int(state) for state in states]] = True
+    table.flags.writeable = False
+    return table
+
+
+# Masks asked for every month, built once (``MinerFleet.in_state`` builds others on first use).
+_STATE_TABLES: dict[tuple[State, ...], NDArray[np.bool_]] = {}
+BUILT = state_table(State.RAMP_UP, State.OPERATING, State.IDLE)
+RUNNING = state_table(State.RAMP_UP, State.OPERATING)
+UNFUNDED = state_table(State.PROSPECT, State.FINANCING)
+LIVE = state_table(*(s for s in State if s not in (State.DEFAULTED, State.CLOSED)))
+# Chance of reaching production by state (value_equity): a fixed part plus a multiple of the
+# project's chance of finance. Built plants 1, construction 0.9, financing the chance of finance,
+# prospects half of it; defaulted and closed projects 0.
+CHANCE_FIXED = np.zeros(len(State))
+CHANCE_FIXED[BUILT] = 1.0
+CHANCE_FIXED[State.CONSTRUCTION] = 0.9
+CHANCE_PER_FINANCE = np.zeros(len(State))
+CHANCE_PER_FINANCE[State.FINANCING] = 1.0
+CHANCE_PER_FINANCE[State.PROSPECT] = 0.5
+
+
 @dataclass(frozen=True)
 class Project:
     """One row of a projects file."""
@@ -302,6 +327,7 @@ class MinerFleet:
         self.gov_share = np.zeros(n)
         self._floors_key: tuple[object, ...] = ()
         self._floors = np.full((n, 3), np.nan)
+        self._floored = np.zeros((n, 3), dtype=bool)
         self.index_of = {name: i for i, name in enumerate(self.names)}
         self.gov_loan = np.zeros(n)
         self.gov_loan_rate = np.zeros(n)
@@ -343,25 +369,26 @@ class MinerFleet:
     # ------------------------------------------------------------------------------ views
     def in_state(self, *states: State) -> NDArray[np.bool_]:
         """Mask of projects in any of ``states``."""
-        mask = self.state == int(states[0])
-        for state in states[1:]:
-            mask |= self.state == int(state)
-        return mask
+        table = _STATE_TABLES.get(states)
+        if table is None:
+            table = _STATE_TABLES[states] = state_table(*states)
+        return table[self.state]
 
     def cash(self) -> NDArray[np.float64]:
         """Cash by project, US$ M (a copy)."""
-        return self.model.ledger.money[self.accounts].copy()
+        return self.model.ledger.cash(self.accounts).copy()
 
     def stock(self) -> NDArray[np.float64]:
         """Oxide stocks by project (n x 3), t (a copy)."""
-        return self.model.ledger.tonnes[self.accounts][:, :3].copy()
+        return self.model.ledger.rows(self.accounts)[:, :3].copy()
 
     def value_per_kg(
         self, prices: NDArray[np.float64], foreign_prices: NDArray[np.float64]
     ) -> NDArray[np.float64]:
         """Value per kg REO mined: separated share at ``prices``, concentrate at foreign prices."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sep_share = np.where(self.mine_cap > 0, self.sep_cap / self.mine_cap, 0.0)
+        sep_share = np.divide(
+            self.sep_cap, self.mine_cap, out=np.zeros(self.n), where=self.mine_cap > 0
+        )
         # Prices may be one row for all projects (3,) or a row per project (n, 3).
         separated = (self.basket * prices).sum(axis=1)
         concentrate = self.basket @ foreign_prices * (1.0 - self.p.concentrate_discount)
@@ -437,10 +464,10 @@ class MinerFleet:
         """Mine and separate this month's output; sell concentrate to the foreign supplier."""
         model = self.model
         ledger = model.ledger
-        ramping = self.in_state(State.RAMP_UP)
-        progress = np.clip(self.months_in_state / self.ramp_months, 0.0, 1.0)
+        ramping = self.state == State.RAMP_UP
+        progress = np.minimum(np.maximum(self.months_in_state / self.ramp_months, 0.0), 1.0)
         self.util = np.where(ramping, self.ramp_ceiling * progress, 0.0)
-        self.util = np.where(self.in_state(State.OPERATING), self.ramp_ceiling, self.util)
+        self.util = np.where(self.state == State.OPERATING, self.ramp_ceiling, self.util)
         self.output_t = np.minimum(self.mine_cap / 12.0 * self.util, self.reserves)
         self.reserves = self.reserves - self.output_t
         separated = np.minimum(self.output_t, self.sep_cap / 12.0 * self.util)
@@ -453,15 +480,14 @@ class MinerFleet:
             )
         if concentrate.any():
             model.foreign.buy_concentrate(self, concentrate)
-        exhausted = (self.reserves <= 0) & self.in_state(State.OPERATING, State.RAMP_UP, State.IDLE)
+        exhausted = (self.reserves <= 0) & BUILT[self.state]
         self._enter(exhausted, State.CLOSED, "reserves exhausted; closed")
 
     def offers(self, k: int) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
         """Oxide offers of product ``k``: (accounts, t, ask US$/kg)."""
-        qty = self.model.ledger.tonnes[self.accounts, k].copy()
-        floored = ~np.isnan(self.floors()[:, k])
+        qty = self.model.ledger.rows(self.accounts)[:, k].copy()
         # Under a floor the project is paid at least the floor whatever the market price: it sells.
-        ask = np.where(floored, 0.0, self.p.sell_ratio * self.expected_market[k])
+        ask = np.where(self.floored()[:, k], 0.0, self.p.sell_ratio * self.expected_market[k])
         return self.accounts, qty, ask
 
     def make_magnets(self, intensity: NDArray[np.float64], conversion_usd_per_kg: float) -> None:
@@ -471,15 +497,17 @@ class MinerFleet:
         conversion cost is paid to the wider economy.
         """
         self.magnets_made = np.zeros(self.n)
-        has_stage = (self.magnet_cap > 0) & ~self.in_state(State.DEFAULTED, State.CLOSED)
+        has_stage = (self.magnet_cap > 0) & LIVE[self.state]
         if not has_stage.any():
             return
         ledger = self.model.ledger
-        ndpr = ledger.tonnes[self.accounts, 0]
+        held = ledger.rows(self.accounts)  # a view: read before the moves below
         made = np.where(
-            has_stage, np.minimum(self.magnet_cap / 12.0, ndpr / max(intensity[0], 1e-12)), 0.0
+            has_stage,
+            np.minimum(self.magnet_cap / 12.0, held[:, 0] / max(intensity[0], 1e-12)),
+            0.0,
         )
-        dytb_used = np.minimum(made * intensity[1], ledger.tonnes[self.accounts, 1])
+        dytb_used = np.minimum(made * intensity[1], held[:, 1])
         sink, source = self.model.acct["magnet_inputs"], self.model.acct["magnet_making"]
         ledger.move("ndpr", self.accounts, sink, made * intensity[0], "magnet_input_domestic")
         ledger.move("dytb", self.accounts, sink, dytb_used, "magnet_input_domestic")
@@ -496,20 +524,20 @@ class MinerFleet:
         """Opex, fixed costs and construction spending to the wider economy."""
         ledger = self.model.ledger
         economy = self.model.acct["economy"]
-        active = self.in_state(State.OPERATING, State.RAMP_UP, State.IDLE)
         ledger.pay(self.accounts, economy, self.output_t * self.opex * 1e-3, "miner_opex")
         ledger.pay(
             self.accounts,
             economy,
-            np.where(active, self.fixed_cost_musd(), 0.0),
+            np.where(BUILT[self.state], self.fixed_cost_musd(), 0.0),
             "miner_fixed_cost",
         )
-        ledger.pay(self.accounts, economy, self.construction_spend, "capex")
+        if self.construction_spend.any():
+            ledger.pay(self.accounts, economy, self.construction_spend, "capex")
 
     def check_defaults(self) -> None:
         """Projects that cannot pay their way default; the bank writes off what it cannot recover."""
-        alive = ~self.in_state(State.DEFAULTED, State.CLOSED, State.PROSPECT)
-        broke = alive & (self.cash() < -1e-9)
+        alive = LIVE[self.state] & (self.state != State.PROSPECT)
+        broke = alive & (self.model.ledger.cash(self.accounts) < -1e-9)
         if broke.any():
             self.model.bank.write_off(self, broke)
             self.model.government.write_off(broke, self)
@@ -525,6 +553,15 @@ class MinerFleet:
         The policy floor for all domestic producers or the project's own contract floor,
         whichever is higher.
         """
+        self._update_floors()
+        return self._floors
+
+    def floored(self) -> NDArray[np.bool_]:
+        """Mask of the projects holding a price floor, for each oxide (n x 3); do not modify it."""
+        self._update_floors()
+        return self._floored
+
+    def _update_floors(self) -> None:
         # Floors change only with a lever, a contract or the month: cache on those.
         key = (
             self.model.month,
@@ -533,25 +570,25 @@ class MinerFleet:
             self.contract_floor_end.tobytes(),
         )
         if key != self._floors_key:
-            policy = np.broadcast_to(self.model.floor_array(), (self.n, 3))
             active = self.contract_floor_end > self.model.month
             contract = np.where(active, self.contract_floor, np.nan)
-            self._floors = np.fmax(policy, contract)
+            # The policy floors (one per oxide) broadcast over the projects.
+            self._floors = np.fmax(self.model.floor_array(), contract)
+            self._floored = ~np.isnan(self._floors)
             self._floors_key = key
-        return self._floors
 
     def upside_shares(self) -> NDArray[np.float64]:
         """Share of the price above its floor each project pays back (n x 3)."""
         policy = self.model.current.policy.floor_upside_share
-        policy_floor = np.broadcast_to(self.model.floor_array(), (self.n, 3))
         active = self.contract_floor_end > self.model.month
-        contract_binds = active & ~(policy_floor > self.contract_floor)
+        # The policy floors (one per oxide) broadcast over the projects.
+        contract_binds = active & ~(self.model.floor_array() > self.contract_floor)
         return np.where(contract_binds, self.contract_upside, policy)
 
     def expected_received(self) -> NDArray[np.float64]:
         """Expected price received (n x 3): market expectation, raised to any floor in force."""
-        expected = np.broadcast_to(self.expected_market, (self.n, 3))
-        return np.fmax(expected, self.floors())
+        # The expectation (one per oxide) broadcasts over the projects.
+        return np.fmax(self.expected_market, self.floors())
 
     def value_equity(self) -> None:
         """Equity value (US$ M): discounted expected cash flows x chance of production - debt."""
@@ -565,14 +602,10 @@ class MinerFleet:
             - (bank.hurdle_commercial - bank.hurdle_programme if programme else 0.0),
             0.01,
         )
-        floor_on = np.any(~np.isnan(self.floors()), axis=1)
+        floor_on = self.floored().any(axis=1)
         annual_cf = (
             self.mine_cap
-            * np.where(
-                self.in_state(State.OPERATING, State.RAMP_UP),
-                np.maximum(self.ramp_ceiling, 0.0),
-                0.85,
-            )
+            * np.where(RUNNING[self.state], np.maximum(self.ramp_ceiling, 0.0), 0.85)
             * (value - self.opex)
             * 1e-3
             - self.fixed_cost_musd() * 12.0
@@ -581,18 +614,10 @@ class MinerFleet:
         annuity = (1.0 - (1.0 + rate) ** -years) / rate
         franchise = np.maximum(annual_cf, 0.0) * annuity
         p_finance = 0.3 + (0.3 if programme else 0.0) + np.where(floor_on, 0.2, 0.0)
-        chance = np.select(
-            [
-                self.in_state(State.OPERATING, State.RAMP_UP, State.IDLE),
-                self.in_state(State.CONSTRUCTION),
-                self.in_state(State.FINANCING),
-                self.in_state(State.PROSPECT),
-            ],
-            [1.0, 0.9, p_finance, 0.5 * p_finance],
-            default=0.0,
-        )
-        unfunded_capex = np.where(self.in_state(State.FINANCING, State.PROSPECT), self.capex, 0.0)
-        value_musd = chance * (franchise - unfunded_capex) + self.cash() - self.loan - self.gov_loan
+        chance = CHANCE_FIXED[self.state] + CHANCE_PER_FINANCE[self.state] * p_finance
+        unfunded_capex = np.where(UNFUNDED[self.state], self.capex, 0.0)
+        cash = self.model.ledger.cash(self.accounts)
+        value_musd = chance * (franchise - unfunded_capex) + cash - self.loan - self.gov_loan
         self.equity_value = np.maximum(value_musd, 0.0)
 
     def _enter(self, mask: NDArray[np.bool_], state: State, detail: str) -> None:
