@@ -30,13 +30,11 @@ from rich.table import Table
 
 from sim.params import PRODUCTS, Scenario
 from sim.results import (
-    MAX_SEED,
     events_frame,
     file_sha256,
     git_commit,
     input_files,
     manifest,
-    miners_file_path,
     remove_stale_staging,
     staging_folder,
     summarize,
@@ -46,9 +44,11 @@ from sim.results import (
 )
 from sim.runner import run_id, simulate_with_events, with_months
 from sim.scenario import (
+    MAX_SEED,
     SCENARIO_DIR,
     ScenarioError,
     load_scenario,
+    projects_path,
     read_toml,
     resolved_dict,
     set_dotted,
@@ -360,12 +360,12 @@ def _run_from_manifest(args: argparse.Namespace) -> int:
     scenario = _manifest_scenario(path, data, runs[0])
     inputs = data.get("inputs") or {}
     recorded = (inputs.get("population.miners_file") or {}).get("sha256")
-    now = file_sha256(miners_file_path(scenario))
+    now = file_sha256(projects_path(scenario))
     if recorded and recorded != now:
         raise ScenarioError(
             str(path),
             "inputs.population.miners_file",
-            f"{miners_file_path(scenario)} has changed since the run (its SHA-256 was {recorded[:12]}..., "
+            f"{projects_path(scenario)} has changed since the run (its SHA-256 was {recorded[:12]}..., "
             f"now {str(now)[:12]}...); restore that file to reproduce the run",
         )
     _version_notes(data)

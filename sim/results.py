@@ -24,11 +24,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sim.params import PRODUCTS, Scenario
-from sim.scenario import SCENARIO_DIR
+from sim.scenario import projects_path
 
 EVENT_COLUMNS = ("run_id", "month", "date", "agent", "kind", "detail")
 FORMAT_VERSION = 1
-MAX_SEED = 2**63 - 1  # seeds are stored as int64 and seed numpy's generator (non-negative)
 
 
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
@@ -353,15 +352,9 @@ def file_sha256(path: Path) -> str | None:
         return None
 
 
-def miners_file_path(scenario: Scenario) -> Path:
-    """The projects CSV a scenario names (relative to scenarios/, or absolute)."""
-    name = Path(scenario.population.miners_file)
-    return name if name.is_absolute() else SCENARIO_DIR / name
-
-
 def input_files(scenario: Scenario) -> dict[str, dict[str, Any]]:
     """The data files a run reads, with their SHA-256 (a rerun checks them)."""
-    path = miners_file_path(scenario)
+    path = projects_path(scenario)
     return {
         "population.miners_file": {
             "path": scenario.population.miners_file,

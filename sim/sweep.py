@@ -51,19 +51,25 @@ from pydantic import (
 
 from sim.results import (
     FORMAT_VERSION,
-    MAX_SEED,
     atomic_write,
     events_frame,
     file_sha256,
     git_commit,
-    miners_file_path,
     summarize,
     versions,
     write_json,
     write_parquet,
 )
 from sim.runner import run_id, simulate_with_events
-from sim.scenario import SCENARIO_DIR, ScenarioError, load_scenario, read_toml, resolved_dict
+from sim.scenario import (
+    MAX_SEED,
+    SCENARIO_DIR,
+    ScenarioError,
+    load_scenario,
+    projects_path,
+    read_toml,
+    resolved_dict,
+)
 
 SCHEDULER_OPTION = "--scheduler"
 # Fault-injection hooks for the test suite (documented in docs/ODD.md and tests/test_sweep.py):
@@ -349,7 +355,7 @@ def plan_sweep(name_or_path: str | Path) -> SweepPlan:
         runs.extend(Run(i, seed, run_id(scenario, seed)) for seed in spec.seed_list())
         miners_file = scenario.population.miners_file
         if miners_file not in inputs:
-            inputs[miners_file] = file_sha256(miners_file_path(scenario))
+            inputs[miners_file] = file_sha256(projects_path(scenario))
     payload = json.dumps(
         {
             "sweep": spec.model_dump(mode="json"),
