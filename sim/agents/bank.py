@@ -21,11 +21,15 @@ import mesa
 import numpy as np
 from numpy.typing import NDArray
 
+from sim.agents.miner import State, state_table
 from sim.market import adapt
 
 if TYPE_CHECKING:
     from sim.agents.miner import MinerFleet
     from sim.model import RareEarthModel
+
+# Interest is capitalised in these states (until completion, the end of ramp-up).
+CAPITALISING = state_table(State.CONSTRUCTION, State.RAMP_UP)
 
 
 class Bank(mesa.Agent):
@@ -66,11 +70,10 @@ class Bank(mesa.Agent):
         leverage = self.p.leverage_programme if programme else self.p.leverage_commercial
         rate = self.p.interest_programme if programme else self.p.interest_commercial
         # The deck is raised to any floor the project holds (policy or contract): n x 3.
-        deck = np.fmax(
-            np.broadcast_to(self.p.price_haircut * self.expected, (fleet.n, 3)), fleet.floors()
-        )
+        # (The deck of one price per oxide broadcasts over the projects.)
+        deck = np.fmax(self.p.price_haircut * self.expected, fleet.floors())
         deck_value = fleet.value_per_kg(deck, model.foreign.expected_home * self.p.price_haircut)
-        backed = (fleet.gov_equity > 0) | np.any(fleet.contract_floor_end > model.month, axis=1)
+        backed = (fleet.gov_equity > 0) | (fleet.contract_floor_end > model.month).any(axis=1)
         hurdles = np.where(backed, hurdle - self.p.gov_backing_hurdle_cut, hurdle)
         npv = fleet.npv_musd(deck_value, hurdles)
         approved = np.zeros(fleet.n, dtype=bool)
@@ -117,25 +120,27 @@ class Bank(mesa.Agent):
 
     def start_repayment(self, fleet: MinerFleet, done: NDArray[np.bool_]) -> None:
         """Turn loans of completed projects into annuities over the tenor."""
+        start = done & (fleet.loan > 0)
+        if not start.any():
+            return
         months = self.p.tenor_years * 12.0
         r = fleet.loan_rate / 12.0
         with np.errstate(divide="ignore", invalid="ignore"):
             payment = np.where(
                 r > 0, fleet.loan * r / (1.0 - (1.0 + r) ** -months), fleet.loan / months
             )
-        start = done & (fleet.loan > 0)
         fleet.loan_payment = np.where(start, payment, fleet.loan_payment)
         fleet.loan_months_left = np.where(start, months, fleet.loan_months_left)
 
     def collect(self, fleet: MinerFleet) -> None:
         """Interest and principal due from every borrower this month."""
-        from sim.agents.miner import State
-
         has_loan = fleet.loan > 1e-12
+        if not has_loan.any():
+            return
         interest = np.where(has_loan, fleet.loan * fleet.loan_rate / 12.0, 0.0)
         # Interest until completion (construction and ramp-up) is capitalised, as project finance
         # does: repayment starts once the plant has passed its ramp-up (completion).
-        building = has_loan & fleet.in_state(State.CONSTRUCTION, State.RAMP_UP)
+        building = has_loan & CAPITALISING[fleet.state]
         fleet.loan = fleet.loan + np.where(building, interest, 0.0)
         interest = np.where(building, 0.0, interest)
         amortising = has_loan & (fleet.loan_months_left > 0)

@@ -142,10 +142,10 @@ class Government(mesa.Agent):
 
         Returns the average price domestic producers received (the market price if none sold).
         """
-        floors = fleet.floors()[:, k]
-        has_floor = ~np.isnan(floors)
+        has_floor = fleet.floored()[:, k]
         if not has_floor.any():
             return price
+        floors = fleet.floors()[:, k]
         floor = np.where(has_floor, floors, 0.0)
         gap = np.where(has_floor, np.maximum(floor - price, 0.0), 0.0)
         upside = np.where(

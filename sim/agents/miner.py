@@ -422,23 +422,23 @@ class MinerFleet:
         self.months_in_state += 1
         value = self.value_per_kg(self.expected_received(), model.foreign.expected_home)
 
-        prospect = self.in_state(State.PROSPECT)
+        prospect = self.state == State.PROSPECT
         self.permit_left = np.where(prospect, np.maximum(self.permit_left - 1, 0), self.permit_left)
         npv = self.npv_musd(value, self.p.discount_rate)
         ready = prospect & (self.permit_left <= 0) & (npv > 0) & (self.mine_cap > 0)
         self._enter(ready, State.FINANCING, "seeks financing")
 
-        financing = np.nonzero(self.in_state(State.FINANCING))[0]
+        financing = np.nonzero(self.state == State.FINANCING)[0]
         if financing.size:
             approved = model.bank.decide(self, financing, value)
             self._enter(approved, State.CONSTRUCTION, "financed; construction starts")
-            gave_up = self.in_state(State.FINANCING) & (
+            gave_up = (self.state == State.FINANCING) & (
                 self.months_in_state >= self.p.financing_patience_months
             )
             self.permit_left = np.where(gave_up, 12.0, self.permit_left)
             self._enter(gave_up, State.PROSPECT, "no finance; shelved")
 
-        building = self.in_state(State.CONSTRUCTION)
+        building = self.state == State.CONSTRUCTION
         done = building & (self.months_in_state >= self.construction_months)
         # Capex is spent in the construction_months before completion, not in the month after.
         self.construction_spend = np.where(
@@ -446,18 +446,19 @@ class MinerFleet:
         )
         self._enter(done, State.RAMP_UP, "construction complete; ramp-up starts")
 
-        ramping = self.in_state(State.RAMP_UP)
-        ramped = ramping & (self.months_in_state >= self.ramp_months)
+        ramped = (self.state == State.RAMP_UP) & (self.months_in_state >= self.ramp_months)
         self._enter(ramped, State.OPERATING, "ramp-up complete")
 
         ratio = np.divide(value, self.opex, out=np.full(self.n, np.inf), where=self.opex > 0)
-        to_idle = self.in_state(State.OPERATING, State.RAMP_UP) & (ratio < self.p.idle_margin)
+        to_idle = RUNNING[self.state] & (ratio < self.p.idle_margin)
         self._enter(to_idle, State.IDLE, "idles: expected value below cash cost")
-        restart = self.in_state(State.IDLE) & (ratio >= self.p.restart_margin) & (self.reserves > 0)
+        restart = (
+            (self.state == State.IDLE) & (ratio >= self.p.restart_margin) & (self.reserves > 0)
+        )
         self._enter(restart, State.OPERATING, "restarts")
         # Repayment starts at completion: the first month a financed plant operates, whether it
         # got there by finishing its ramp-up or by restarting after idling during it.
-        completed = self.in_state(State.OPERATING) & (self.loan > 1e-9) & (self.loan_payment <= 0)
+        completed = (self.state == State.OPERATING) & (self.loan > 1e-9) & (self.loan_payment <= 0)
         model.bank.start_repayment(self, completed)
 
     def produce(self) -> None:
