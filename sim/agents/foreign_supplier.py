@@ -88,6 +88,10 @@ class ForeignSupplier(mesa.Agent):
             / 12.0
         )
         self.intensity = np.array([m.magnet_ndpr_t_per_t, m.magnet_dytb_t_per_t])
+        monthly = self.home_demand_ref + self.export_plan[:3]
+        monthly[:2] += self.export_plan[MAGNET] * self.intensity
+        self._stock_target = p.stock_target_months * monthly
+        self._stock_target.flags.writeable = False
         # Conversion cost chosen so the magnet ask equals the reference export price at reference
         # oxide prices (DEM 5B, CAL prices): the supplier's costs are not published. A cost is
         # never negative: where the reference magnet price is below the value of the oxide in a
@@ -124,10 +128,8 @@ class ForeignSupplier(mesa.Agent):
         return self.model.ledger.tonnes[self.account, :3].copy()
 
     def stock_target(self) -> NDArray[np.float64]:
-        """Working stock the supplier keeps, t per product."""
-        monthly = self.home_demand_ref + self.export_plan[:3]
-        monthly[:2] += self.export_plan[MAGNET] * self.intensity
-        return self.p.stock_target_months * monthly
+        """Working stock the supplier keeps, t per product (read only)."""
+        return self._stock_target
 
     def separated_t_per_month(self) -> float:
         """Separated output this month at the quotas in force, t REO."""
@@ -274,18 +276,19 @@ class ForeignSupplier(mesa.Agent):
         magnet_capacity = (
             self.export_plan[MAGNET]
             * growth
-            * (1.0 + 0.5 * np.clip(magnet_price_ratio - 1.0, 0.0, 1.0))
+            * (1.0 + 0.5 * min(max(magnet_price_ratio - 1.0, 0.0), 1.0))
         )
-        oxide_limit = np.min(
-            np.where(self.intensity > 0, stock[:2] / np.maximum(self.intensity, 1e-12), np.inf)
+        # Magnets the oxide stock could make (no limit from an oxide a magnet does not use).
+        oxide_limit = min(
+            float(stock[k] / max(self.intensity[k], 1e-12)) if self.intensity[k] > 0 else np.inf
+            for k in range(2)
         )
         qty = np.empty(4)
         qty[:3] = np.minimum(exportable, self.caps[:3])
         qty[MAGNET] = min(magnet_capacity, self.caps[MAGNET], oxide_limit)
 
-        gap = np.maximum(
-            self.price_export / np.append(self.price_home, self.p.magnet_price_ref) - 1.0, 0.0
-        )
+        gap = np.empty(4)
+        gap[:3] = np.maximum(self.price_export[:3] / self.price_home - 1.0, 0.0)
         gap[MAGNET] = max(self.price_export[MAGNET] / max(ask[MAGNET], 1e-9) - 1.0, 0.0)
         illicit_share = self.p.illicit_max_share * (
             1.0 - np.exp(-self.p.illicit_gap_sensitivity * gap)
@@ -293,7 +296,9 @@ class ForeignSupplier(mesa.Agent):
         illicit_qty = illicit_share * self.export_plan
         illicit_qty[:3] = np.minimum(illicit_qty[:3], np.maximum(stock - qty[:3], 0.0))
         illicit_qty[MAGNET] = min(illicit_qty[MAGNET], max(oxide_limit - qty[MAGNET], 0.0))
-        illicit_ask = np.append(self.price_home * 1.1, ask[MAGNET] * 1.1)
+        illicit_ask = np.empty(4)
+        illicit_ask[:3] = self.price_home * 1.1
+        illicit_ask[MAGNET] = ask[MAGNET] * 1.1
         return {"qty": qty, "ask": ask, "illicit_qty": illicit_qty, "illicit_ask": illicit_ask}
 
     def update_holdback(self) -> None:
@@ -307,7 +312,9 @@ class ForeignSupplier(mesa.Agent):
         # history holds this month's expectation and the 12 before it.
         year_ago = history[0] if len(history) == history.maxlen else self.price_ref
         growth = self.expected_home / np.maximum(year_ago, 1e-9) - 1.0
-        target = self.p.holdback_max_share * np.clip(growth / self.p.holdback_full_growth, 0.0, 1.0)
+        target = self.p.holdback_max_share * np.minimum(
+            np.maximum(growth / self.p.holdback_full_growth, 0.0), 1.0
+        )
         self.holdback = self.holdback + 0.25 * (target - self.holdback)
 
     def make_export_magnets(self, tonnes: float) -> None:
@@ -357,7 +364,7 @@ class ForeignSupplier(mesa.Agent):
         # The gap is measured on the stock left after selling the expected demand: this month's
         # output is part of what is on hand now, not of the working stock.
         remaining = stock - expected_demand
-        offer = np.clip(expected_demand + (remaining - target) / 3.0, 0.0, stock) * (
+        offer = np.minimum(np.maximum(expected_demand + (remaining - target) / 3.0, 0.0), stock) * (
             1.0 - self.holdback
         )
         reservation = self.p.defend_price_ratio * self.price_ref
