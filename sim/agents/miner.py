@@ -39,7 +39,7 @@ import io
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import mesa
 import numpy as np
@@ -328,6 +328,8 @@ class MinerFleet:
         self._floors_key: tuple[object, ...] = ()
         self._floors = np.full((n, 3), np.nan)
         self._floored = np.zeros((n, 3), dtype=bool)
+        # Terms computed from project figures only, by what they were computed from (_memo).
+        self._memo: dict[tuple[object, ...], Any] = {}
         self.index_of = {name: i for i, name in enumerate(self.names)}
         self.gov_loan = np.zeros(n)
         self.gov_loan_rate = np.zeros(n)
@@ -386,13 +388,20 @@ class MinerFleet:
         self, prices: NDArray[np.float64], foreign_prices: NDArray[np.float64]
     ) -> NDArray[np.float64]:
         """Value per kg REO mined: separated share at ``prices``, concentrate at foreign prices."""
-        sep_share = np.divide(
-            self.sep_cap, self.mine_cap, out=np.zeros(self.n), where=self.mine_cap > 0
+        sep_share, concentrate_share = self._memo_of(
+            "separated share", (self.sep_cap, self.mine_cap), self._separated_share
         )
         # Prices may be one row for all projects (3,) or a row per project (n, 3).
         separated = (self.basket * prices).sum(axis=1)
         concentrate = self.basket @ foreign_prices * (1.0 - self.p.concentrate_discount)
-        return sep_share * separated + (1.0 - sep_share) * concentrate
+        return sep_share * separated + concentrate_share * concentrate
+
+    def _separated_share(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Share of its ore each project separates, and the share it sells as concentrate."""
+        sep_share = np.divide(
+            self.sep_cap, self.mine_cap, out=np.zeros(self.n), where=self.mine_cap > 0
+        )
+        return sep_share, 1.0 - sep_share
 
     def npv_musd(
         self,
@@ -405,15 +414,46 @@ class MinerFleet:
             self.mine_cap * utilisation * (value_per_kg - self.opex) * 1e-3
             - self.fixed_cost_musd() * 12.0
         )
-        years = self.p.project_life_years
-        rate_arr = np.maximum(np.asarray(rate, dtype=float), 1e-6)
-        annuity = (1.0 - (1.0 + rate_arr) ** -years) / rate_arr
-        delay = (1.0 + rate_arr) ** -(self.construction_months / 12.0 + 1.0)
+        rate_arr = np.asarray(rate, dtype=float)
+        annuity, delay = self._memo_of(
+            "discount" if rate_arr.ndim == 0 else "discount by project",
+            (rate_arr, self.construction_months),
+            lambda: self._discount(rate_arr),
+        )
         return annual_cf * annuity * delay - self.capex
 
+    def _discount(
+        self, rate: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Annuity factor over the project life and discount for the years until production."""
+        years = self.p.project_life_years
+        rate_arr = np.maximum(rate, 1e-6)
+        annuity = (1.0 - (1.0 + rate_arr) ** -years) / rate_arr
+        delay = (1.0 + rate_arr) ** -(self.construction_months / 12.0 + 1.0)
+        return annuity, delay
+
     def fixed_cost_musd(self) -> NDArray[np.float64]:
-        """Monthly fixed cost, US$ M."""
-        return self.p.fixed_cost_share * self.mine_cap / 12.0 * self.opex * 1e-3
+        """Monthly fixed cost, US$ M (read only)."""
+        return self._memo_of("fixed cost", (self.mine_cap, self.opex), self._fixed_cost)
+
+    def _fixed_cost(self) -> NDArray[np.float64]:
+        cost = self.p.fixed_cost_share * self.mine_cap / 12.0 * self.opex * 1e-3
+        cost.flags.writeable = False
+        return cost
+
+    def _memo_of(self, name: str, figures: tuple[NDArray[Any], ...], compute: Any) -> Any:
+        """``compute()``, computed again only when the contents of ``figures`` change.
+
+        Project figures are constant within a run, but tests set them by hand (whole arrays or
+        single entries), so the key is their contents, not their identity.
+        """
+        key = (name, *(figure.tobytes() for figure in figures))
+        value = self._memo.get(key)
+        if value is None:
+            if len(self._memo) >= 64:  # figures set by hand many times over: start afresh
+                self._memo.clear()
+            value = self._memo[key] = compute()
+        return value
 
     # -------------------------------------------------------------------------- the month
     def advance(self) -> None:
