@@ -148,8 +148,11 @@ class Bank(mesa.Agent):
             amortising, np.minimum(np.maximum(fleet.loan_payment - interest, 0.0), fleet.loan), 0.0
         )
         ledger = self.model.ledger
-        ledger.pay(fleet.accounts, self.account, interest, "loan_interest")
-        ledger.pay(fleet.accounts, self.account, principal, "loan_principal")
+        # No interest is due while every loan is capitalising, no principal before amortising.
+        if interest.any():
+            ledger.pay(fleet.accounts, self.account, interest, "loan_interest")
+        if principal.any():
+            ledger.pay(fleet.accounts, self.account, principal, "loan_principal")
         fleet.loan = fleet.loan - principal
         fleet.loan_months_left = np.where(
             amortising, fleet.loan_months_left - 1, fleet.loan_months_left

@@ -131,10 +131,19 @@ class ForeignSupplier(mesa.Agent):
         """Working stock the supplier keeps, t per product (read only)."""
         return self._stock_target
 
-    def separated_t_per_month(self) -> float:
-        """Separated output this month at the quotas in force, t REO."""
+    def quota_growth(self) -> float:
+        """Growth factor of the quotas since they were last set (applied each January)."""
+        return (1.0 + self.p.quota_growth_per_year) ** self.model.years_since_quota_set()
+
+    def separated_t_per_month(self, growth: float | None = None) -> float:
+        """Separated output this month at the quotas in force, t REO.
+
+        Args:
+            growth: the quotas' ``quota_growth()`` if the caller has it already.
+        """
         cur = self.model.current.foreign
-        growth = (1.0 + self.p.quota_growth_per_year) ** self.model.years_since_quota_set()
+        if growth is None:
+            growth = self.quota_growth()
         return (
             min(
                 cur.separation_quota_t_per_year,
@@ -148,7 +157,8 @@ class ForeignSupplier(mesa.Agent):
     def produce(self) -> None:
         """Separate this month's output at the quota and pay its cash cost."""
         model = self.model
-        output = self.separated_t_per_month()
+        growth = self.quota_growth()
+        output = self.separated_t_per_month(growth)
         for k, product in enumerate(PRODUCTS):
             model.ledger.move(
                 product,
@@ -163,20 +173,16 @@ class ForeignSupplier(mesa.Agent):
             output * self.p.production_cost_usd_per_kg * 1e-3,
             "foreign_cost",
         )
-        growth = (1.0 + self.p.quota_growth_per_year) ** model.years_since_quota_set()
         self.mined_t = min(model.current.foreign.mine_quota_t_per_year * growth / 12.0, output)
 
     def buy_concentrate(self, fleet: MinerFleet, concentrate_t: NDArray[np.float64]) -> None:
         """Buy miners' unseparated output at home prices less the concentrate discount."""
         ledger = self.model.ledger
+        ground = self.model.acct["ground_domestic"]
         for k, product in enumerate(PRODUCTS):
-            ledger.move(
-                product,
-                self.model.acct["ground_domestic"],
-                self.account,
-                concentrate_t * fleet.basket[:, k],
-                "concentrate",
-            )
+            # One account to one account: the total moves.
+            bought_t = float((concentrate_t * fleet.basket[:, k]).sum())
+            ledger.move(product, ground, self.account, bought_t, "concentrate")
         value = (
             concentrate_t
             * (fleet.basket @ self.price_home)
@@ -191,7 +197,7 @@ class ForeignSupplier(mesa.Agent):
         cur = model.current
         quota = cur.policy.export_quota
         tariffs = model.tariff_array()
-        high = bool(np.any(tariffs > self.p.retaliation_tariff_threshold))
+        high = bool((tariffs > self.p.retaliation_tariff_threshold).any())
         self.tariff_months_high = self.tariff_months_high + 1 if high else 0
         retaliate = (
             cur.foreign.retaliation and self.tariff_months_high > self.p.retaliation_lag_months
