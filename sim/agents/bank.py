@@ -21,15 +21,12 @@ import mesa
 import numpy as np
 from numpy.typing import NDArray
 
-from sim.agents.miner import State, state_table
+from sim.agents.miner import State
 from sim.market import adapt
 
 if TYPE_CHECKING:
     from sim.agents.miner import MinerFleet
     from sim.model import RareEarthModel
-
-# Interest is capitalised in these states (until completion, the end of ramp-up).
-CAPITALISING = state_table(State.CONSTRUCTION, State.RAMP_UP)
 
 
 class Bank(mesa.Agent):
@@ -140,7 +137,7 @@ class Bank(mesa.Agent):
         interest = np.where(has_loan, fleet.loan * fleet.loan_rate / 12.0, 0.0)
         # Interest until completion (construction and ramp-up) is capitalised, as project finance
         # does: repayment starts once the plant has passed its ramp-up (completion).
-        building = has_loan & CAPITALISING[fleet.state]
+        building = has_loan & fleet.in_state(State.CONSTRUCTION, State.RAMP_UP)
         fleet.loan = fleet.loan + np.where(building, interest, 0.0)
         interest = np.where(building, 0.0, interest)
         amortising = has_loan & (fleet.loan_months_left > 0)

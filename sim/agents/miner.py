@@ -98,7 +98,7 @@ NUMERIC = CSV_COLUMNS[5:16]
 OPTIONAL_NUMERIC = ("magnet_capacity_t_per_year",)  # 0 when the column is absent
 
 
-def state_table(*states: State) -> NDArray[np.bool_]:
+def _state_table(*states: State) -> NDArray[np.bool_]:
     """Lookup table by state value, True for ``states``: ``table[fleet.state]`` is their mask."""
     table = np.zeros(len(State), dtype=bool)
     table[[int(state) for state in states]] = True
@@ -106,17 +106,13 @@ def state_table(*states: State) -> NDArray[np.bool_]:
     return table
 
 
-# Masks asked for every month, built once (``MinerFleet.in_state`` builds others on first use).
+# Tables of the state sets asked for so far (``MinerFleet.in_state``).
 _STATE_TABLES: dict[tuple[State, ...], NDArray[np.bool_]] = {}
-BUILT = state_table(State.RAMP_UP, State.OPERATING, State.IDLE)
-RUNNING = state_table(State.RAMP_UP, State.OPERATING)
-UNFUNDED = state_table(State.PROSPECT, State.FINANCING)
-LIVE = state_table(*(s for s in State if s not in (State.DEFAULTED, State.CLOSED)))
 # Chance of reaching production by state (value_equity): a fixed part plus a multiple of the
 # project's chance of finance. Built plants 1, construction 0.9, financing the chance of finance,
 # prospects half of it; defaulted and closed projects 0.
 CHANCE_FIXED = np.zeros(len(State))
-CHANCE_FIXED[BUILT] = 1.0
+CHANCE_FIXED[[State.RAMP_UP, State.OPERATING, State.IDLE]] = 1.0
 CHANCE_FIXED[State.CONSTRUCTION] = 0.9
 CHANCE_PER_FINANCE = np.zeros(len(State))
 CHANCE_PER_FINANCE[State.FINANCING] = 1.0
@@ -373,7 +369,7 @@ class MinerFleet:
         """Mask of projects in any of ``states``."""
         table = _STATE_TABLES.get(states)
         if table is None:
-            table = _STATE_TABLES[states] = state_table(*states)
+            table = _STATE_TABLES[states] = _state_table(*states)
         return table[self.state]
 
     def cash(self) -> NDArray[np.float64]:
@@ -462,23 +458,23 @@ class MinerFleet:
         self.months_in_state += 1
         value = self.value_per_kg(self.expected_received(), model.foreign.expected_home)
 
-        prospect = self.state == State.PROSPECT
+        prospect = self.in_state(State.PROSPECT)
         self.permit_left = np.where(prospect, np.maximum(self.permit_left - 1, 0), self.permit_left)
         npv = self.npv_musd(value, self.p.discount_rate)
         ready = prospect & (self.permit_left <= 0) & (npv > 0) & (self.mine_cap > 0)
         self._enter(ready, State.FINANCING, "seeks financing")
 
-        financing = np.nonzero(self.state == State.FINANCING)[0]
+        financing = np.nonzero(self.in_state(State.FINANCING))[0]
         if financing.size:
             approved = model.bank.decide(self, financing, value)
             self._enter(approved, State.CONSTRUCTION, "financed; construction starts")
-            gave_up = (self.state == State.FINANCING) & (
+            gave_up = self.in_state(State.FINANCING) & (
                 self.months_in_state >= self.p.financing_patience_months
             )
             self.permit_left = np.where(gave_up, 12.0, self.permit_left)
             self._enter(gave_up, State.PROSPECT, "no finance; shelved")
 
-        building = self.state == State.CONSTRUCTION
+        building = self.in_state(State.CONSTRUCTION)
         done = building & (self.months_in_state >= self.construction_months)
         # Capex is spent in the construction_months before completion, not in the month after.
         self.construction_spend = np.where(
@@ -486,29 +482,27 @@ class MinerFleet:
         )
         self._enter(done, State.RAMP_UP, "construction complete; ramp-up starts")
 
-        ramped = (self.state == State.RAMP_UP) & (self.months_in_state >= self.ramp_months)
+        ramped = self.in_state(State.RAMP_UP) & (self.months_in_state >= self.ramp_months)
         self._enter(ramped, State.OPERATING, "ramp-up complete")
 
         ratio = np.divide(value, self.opex, out=np.full(self.n, np.inf), where=self.opex > 0)
-        to_idle = RUNNING[self.state] & (ratio < self.p.idle_margin)
+        to_idle = self.in_state(State.OPERATING, State.RAMP_UP) & (ratio < self.p.idle_margin)
         self._enter(to_idle, State.IDLE, "idles: expected value below cash cost")
-        restart = (
-            (self.state == State.IDLE) & (ratio >= self.p.restart_margin) & (self.reserves > 0)
-        )
+        restart = self.in_state(State.IDLE) & (ratio >= self.p.restart_margin) & (self.reserves > 0)
         self._enter(restart, State.OPERATING, "restarts")
         # Repayment starts at completion: the first month a financed plant operates, whether it
         # got there by finishing its ramp-up or by restarting after idling during it.
-        completed = (self.state == State.OPERATING) & (self.loan > 1e-9) & (self.loan_payment <= 0)
+        completed = self.in_state(State.OPERATING) & (self.loan > 1e-9) & (self.loan_payment <= 0)
         model.bank.start_repayment(self, completed)
 
     def produce(self) -> None:
         """Mine and separate this month's output; sell concentrate to the foreign supplier."""
         model = self.model
         ledger = model.ledger
-        ramping = self.state == State.RAMP_UP
+        ramping = self.in_state(State.RAMP_UP)
         progress = np.minimum(np.maximum(self.months_in_state / self.ramp_months, 0.0), 1.0)
         self.util = np.where(ramping, self.ramp_ceiling * progress, 0.0)
-        self.util = np.where(self.state == State.OPERATING, self.ramp_ceiling, self.util)
+        self.util = np.where(self.in_state(State.OPERATING), self.ramp_ceiling, self.util)
         self.output_t = np.minimum(self.mine_cap / 12.0 * self.util, self.reserves)
         self.reserves = self.reserves - self.output_t
         separated = np.minimum(self.output_t, self.sep_cap / 12.0 * self.util)
@@ -521,7 +515,7 @@ class MinerFleet:
             )
         if concentrate.any():
             model.foreign.buy_concentrate(self, concentrate)
-        exhausted = (self.reserves <= 0) & BUILT[self.state]
+        exhausted = (self.reserves <= 0) & self.in_state(State.OPERATING, State.RAMP_UP, State.IDLE)
         self._enter(exhausted, State.CLOSED, "reserves exhausted; closed")
 
     def offers(self, k: int) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
@@ -538,7 +532,7 @@ class MinerFleet:
         conversion cost is paid to the wider economy.
         """
         self.magnets_made = np.zeros(self.n)
-        has_stage = (self.magnet_cap > 0) & LIVE[self.state]
+        has_stage = (self.magnet_cap > 0) & ~self.in_state(State.DEFAULTED, State.CLOSED)
         if not has_stage.any():
             return
         ledger = self.model.ledger
@@ -565,11 +559,12 @@ class MinerFleet:
         """Opex, fixed costs and construction spending to the wider economy."""
         ledger = self.model.ledger
         economy = self.model.acct["economy"]
+        active = self.in_state(State.OPERATING, State.RAMP_UP, State.IDLE)
         ledger.pay(self.accounts, economy, self.output_t * self.opex * 1e-3, "miner_opex")
         ledger.pay(
             self.accounts,
             economy,
-            np.where(BUILT[self.state], self.fixed_cost_musd(), 0.0),
+            np.where(active, self.fixed_cost_musd(), 0.0),
             "miner_fixed_cost",
         )
         if self.construction_spend.any():
@@ -577,7 +572,7 @@ class MinerFleet:
 
     def check_defaults(self) -> None:
         """Projects that cannot pay their way default; the bank writes off what it cannot recover."""
-        alive = LIVE[self.state] & (self.state != State.PROSPECT)
+        alive = ~self.in_state(State.DEFAULTED, State.CLOSED, State.PROSPECT)
         broke = alive & (self.model.ledger.cash(self.accounts) < -1e-9)
         if broke.any():
             self.model.bank.write_off(self, broke)
@@ -646,7 +641,11 @@ class MinerFleet:
         floor_on = self.floored().any(axis=1)
         annual_cf = (
             self.mine_cap
-            * np.where(RUNNING[self.state], np.maximum(self.ramp_ceiling, 0.0), 0.85)
+            * np.where(
+                self.in_state(State.OPERATING, State.RAMP_UP),
+                np.maximum(self.ramp_ceiling, 0.0),
+                0.85,
+            )
             * (value - self.opex)
             * 1e-3
             - self.fixed_cost_musd() * 12.0
@@ -656,7 +655,7 @@ class MinerFleet:
         franchise = np.maximum(annual_cf, 0.0) * annuity
         p_finance = 0.3 + (0.3 if programme else 0.0) + np.where(floor_on, 0.2, 0.0)
         chance = CHANCE_FIXED[self.state] + CHANCE_PER_FINANCE[self.state] * p_finance
-        unfunded_capex = np.where(UNFUNDED[self.state], self.capex, 0.0)
+        unfunded_capex = np.where(self.in_state(State.FINANCING, State.PROSPECT), self.capex, 0.0)
         cash = self.model.ledger.cash(self.accounts)
         value_musd = chance * (franchise - unfunded_capex) + cash - self.loan - self.gov_loan
         self.equity_value = np.maximum(value_musd, 0.0)
