@@ -152,6 +152,10 @@ class ManufacturerPopulation:
             self.sector
         ]
         self.cover_weeks = rng.uniform(p.cover_weeks_min, p.cover_weeks_max, size=count)
+        # Fixed values as full (firms x goods) tables: an operation with a table is several times
+        # faster than one that broadcasts a row or a column over four goods.
+        self._reo_table = np.tile(self.reo_per_t, (count, 1))
+        self._final_or_cela_table = np.repeat(self.final_or_cela[:, None], 4, axis=1)
 
         # Substitution limits per firm and good: slow redesign by sector, fast thrift by product.
         self.redesign_max = np.zeros((count, 4))
@@ -166,10 +170,17 @@ class ManufacturerPopulation:
         self.thrift_max[self.is_magnet_maker, G_DYTB] = thrift.dytb
         self.thrift_max[self.is_cela, G_CELA] = thrift.cela
         self.thrift_max[self.is_final, G_MAGNET] = thrift.ndpr
-        # The limits are fixed: their divisors (1 where a limit is 0, so no division is by zero)
-        # are made once.
-        self._thrift_divisor = np.where(self.thrift_max > 0, self.thrift_max, 1.0)
-        self._redesign_divisor = np.where(self.redesign_max > 0, self.redesign_max, 1.0)
+        # The limits are fixed. Only entries with a limit above 0 (goods the firm uses) have room
+        # to substitute, so ``learn`` updates those alone: flat indices into (firms x goods), their
+        # goods, and the limits there (divisors: 1 where a limit is 0, so none is zero).
+        self._substitutable = np.flatnonzero((self.thrift_max > 0) | (self.redesign_max > 0))
+        self._substitutable_good = self._substitutable % 4
+        thrift_limit = self.thrift_max.take(self._substitutable)
+        redesign_limit = self.redesign_max.take(self._substitutable)
+        self._thrift_limited = thrift_limit > 0
+        self._redesign_limited = redesign_limit > 0
+        self._thrift_divisor = np.where(self._thrift_limited, thrift_limit, 1.0)
+        self._redesign_divisor = np.where(self._redesign_limited, redesign_limit, 1.0)
         self.thrift = np.zeros((count, 4))
         self.redesign = np.zeros((count, 4))
         self.pressure_memory = np.zeros(4)
@@ -198,7 +209,8 @@ class ManufacturerPopulation:
         self._bid_accounts.flags.writeable = False
         # Bid prices and stock targets of all goods, made by the first ``bids`` call of a month.
         self._bid_prices = np.zeros((4, 2 * count))
-        self._bid_targets = np.zeros((count, 4))
+        self._bid_need = np.zeros((4, count))
+        self._bid_targets = np.zeros((4, count))
         self._bids_made: tuple[int, int] | None = None  # (month, good) of the last bids call
         self.agents = [Manufacturer(model, self, i) for i in range(count)]
 
@@ -337,8 +349,8 @@ class ManufacturerPopulation:
             self._prepare_bids()
         self._bids_made = (month, g)
         n = self.n
-        need = self.need[:, g]
-        wanted = self._bid_targets[:, g] - self.stock[:, g]
+        need = self._bid_need[g]
+        wanted = self._bid_targets[g] - self.stock[:, g]
         wanted /= self.p.stock_adjust_months
         wanted += need
         np.maximum(wanted, 0.0, out=wanted)
@@ -348,12 +360,14 @@ class ManufacturerPopulation:
         return self._bid_accounts, qty, self._bid_prices[g]
 
     def _prepare_bids(self) -> None:
-        """Stock targets (n x goods) and bid prices (goods x 2n) of all goods for ``bids``."""
+        """Needs and stock targets (goods x n) and bid prices (goods x 2n) for ``bids``."""
+        # One row per good, so that each good's values are contiguous.
+        self._bid_need = self.need.T.copy()
         self._bid_targets = (
-            self.need
-            * self.cover_weeks[:, None]
+            self._bid_need
+            * self.cover_weeks
             / WEEKS_PER_MONTH
-            * (1.0 + self.p.precaution * self.risk)[None, :]
+            * (1.0 + self.p.precaution * self.risk)[:, None]
         )
         n = self.n
         prices = np.empty((4, 2 * n))
@@ -403,7 +417,7 @@ class ManufacturerPopulation:
         firm_cover = np.where(np.isfinite(firm_cover), firm_cover, 1.0)
         self.halted = firm_cover < self.p.halt_threshold
         ratio = np.where(self.halted, 0.0, np.minimum(firm_cover, 1.0))
-        use = np.where(final_or_cela[:, None], need * ratio[:, None], 0.0)
+        use = np.where(self._final_or_cela_table, need * ratio[:, None], 0.0)
         ledger = self.model.ledger
         consumed = self.model.acct["consumed"]
         for g, good in enumerate(GOODS):
@@ -440,18 +454,24 @@ class ManufacturerPopulation:
         self.pressure_memory = adapt(
             self.pressure_memory, pressure, memory_weight(p.redesign_memory_months)
         )
-        thrift_room = _room(self.thrift, self.thrift_max, self._thrift_divisor)
-        redesign_room = _room(self.redesign, self.redesign_max, self._redesign_divisor)
-        d_thrift = p.thrift_rate_per_year / 12.0 * pressure[None, :] * thrift_room
-        d_redesign = p.redesign_rate_per_year / 12.0 * self.pressure_memory[None, :] * redesign_room
+        # Where a firm has no limit for a good there is no room: only the other entries move.
+        at = self._substitutable
+        good = self._substitutable_good
+        thrift = self.thrift.take(at)
+        redesign = self.redesign.take(at)
+        thrift_room = _room(thrift, self._thrift_limited, self._thrift_divisor)
+        redesign_room = _room(redesign, self._redesign_limited, self._redesign_divisor)
+        d_thrift = (p.thrift_rate_per_year / 12.0 * pressure)[good] * thrift_room
+        d_redesign = (p.redesign_rate_per_year / 12.0 * self.pressure_memory)[good] * redesign_room
         total = d_thrift + d_redesign
         cap = p.max_substitution_per_year / 12.0
-        if self.n and total.max() > cap:
+        if total.size and total.max() > cap:
             scale = np.where(total > cap, cap / np.maximum(total, 1e-300), 1.0)
             d_thrift *= scale
             d_redesign *= scale
-        self.thrift += d_thrift  # increments are >= 0: no rebound when prices fall
-        self.redesign += d_redesign
+        # Increments are >= 0: no rebound when prices fall.
+        self.thrift.put(at, thrift + d_thrift)
+        self.redesign.put(at, redesign + d_redesign)
 
         self.magnet_sales_ema = adapt(self.magnet_sales_ema, self.magnet_sold, 0.3)
 
@@ -460,7 +480,7 @@ class ManufacturerPopulation:
         """Share of importers' REE demand (REO-equivalent) removed by thrift and redesign."""
         # Weights are each firm's demand at capacity, not this month's plan: a magnet maker that
         # plans no output for a month must not drop out of the average and read as a rebound.
-        weights = self.gross_need * self.reo_per_t[None, :]
+        weights = self.gross_need * self._reo_table
         rows = self.magnet_rows
         weights[rows, :2] = (self.capacity_t_per_year[rows] / 12.0)[:, None] * self.intensity[
             None, :
@@ -471,21 +491,21 @@ class ManufacturerPopulation:
 
     def recycling_share(self) -> float:
         """Share of importers' REE need (REO-equivalent) met by recycled material."""
-        total = float((self.need * self.reo_per_t).sum())
-        return float((self.recycled * self.reo_per_t).sum() / total) if total > 0 else 0.0
+        total = float((self.need * self._reo_table).sum())
+        return float((self.recycled * self._reo_table).sum() / total) if total > 0 else 0.0
 
 
 def _room(
-    done: NDArray[np.float64], most: NDArray[np.float64], divisor: NDArray[np.float64]
+    done: NDArray[np.float64], limited: NDArray[np.bool_], divisor: NDArray[np.float64]
 ) -> NDArray[np.float64]:
-    """Room left to substitute, 1 - done / most clipped to [0, 1]; 0 where ``most`` is 0.
+    """Room left to substitute, 1 - done / limit clipped to [0, 1], where there is a limit; else 0.
 
-    ``divisor`` is ``most`` with 1 where ``most`` is 0, so that no division is by zero.
+    ``divisor`` is the limit where ``limited``, else 1 (so that no division is by zero).
     """
     room = done / divisor
     np.subtract(1.0, room, out=room)
     np.minimum(np.maximum(room, 0.0, out=room), 1.0, out=room)
-    return np.where(most > 0, room, 0.0)
+    return np.where(limited, room, 0.0)
 
 
 def _row_min(table: NDArray[np.float64]) -> NDArray[np.float64]:
