@@ -98,26 +98,37 @@ class Ledger:
 
         An array of accounts must not repeat an account (sum repeated steps first).
         """
-        g = GOOD_INDEX[good]
-        if isinstance(amount, float | int) and _is_index(src) and _is_index(dst):
-            value = _checked_scalar(amount, flow)
+        if isinstance(amount, _SCALARS) and isinstance(src, _INDICES) and isinstance(dst, _INDICES):
+            value = float(amount)
+            if not -1e-9 <= value < math.inf:  # also refuses NaN
+                raise _invalid(flow, [value])
             if value:
-                self.tonnes[src, g] -= value
-                self.tonnes[dst, g] += value
+                g = GOOD_INDEX[good]
+                tonnes = self.tonnes
+                tonnes[src, g] -= value
+                tonnes[dst, g] += value
                 self.tonne_flows[flow, good] += value
             return
-        self.tonne_flows[flow, good] += self._apply(self.tonnes[:, g], src, dst, amount, flow)
+        column = self.tonnes[:, GOOD_INDEX[good]]
+        self.tonne_flows[flow, good] += self._apply(column, src, dst, amount, flow)
 
     def pay(self, src: ArrayLike, dst: ArrayLike, amount_musd: ArrayLike, flow: str) -> None:
         """Pay US$ million from ``src`` to ``dst`` account(s); arrays broadcast together.
 
         An array of accounts must not repeat an account (sum repeated steps first).
         """
-        if isinstance(amount_musd, float | int) and _is_index(src) and _is_index(dst):
-            value = _checked_scalar(amount_musd, flow)
+        if (
+            isinstance(amount_musd, _SCALARS)
+            and isinstance(src, _INDICES)
+            and isinstance(dst, _INDICES)
+        ):
+            value = float(amount_musd)
+            if not -1e-9 <= value < math.inf:  # also refuses NaN
+                raise _invalid(flow, [value])
             if value:
-                self.money[src] -= value
-                self.money[dst] += value
+                money = self.money
+                money[src] -= value
+                money[dst] += value
                 self.money_flows[flow] += value
             return
         self.money_flows[flow] += self._apply(self.money, src, dst, amount_musd, flow)
@@ -143,15 +154,11 @@ class Ledger:
             values = np.full(len(src if src_many else dst), float(values))  # type: ignore[arg-type]
         if not values.size:
             return 0.0
-        # NaN and infinity propagate into the sum; the minimum catches negative amounts.
-        total = float(values.sum())
-        if not math.isfinite(total) or float(values.min()) < -1e-9:
-            bad = values[~np.isfinite(values) | (values < -1e-9)]
-            msg = (
-                f"transfer {flow!r} with invalid amount(s) {bad[:5].tolist()}: amounts must be "
-                "finite and >= 0"
-            )
-            raise NegativeTransferError(msg)
+        # NaN and infinity propagate into the sum; the minimum catches negative amounts. (The
+        # ufuncs' reduce is what ndarray.sum and .min call, without their Python wrappers.)
+        total = float(_sum(values, axis=None))
+        if not math.isfinite(total) or float(_min(values, axis=None)) < -1e-9:
+            raise _invalid(flow, values[~np.isfinite(values) | (values < -1e-9)][:5].tolist())
         if total == 0.0:  # amounts are >= 0, so a zero total moves nothing
             return 0.0
         if src_many:
@@ -206,13 +213,13 @@ class Ledger:
         return tonnes, money
 
 
-def _is_index(account: object) -> bool:
-    return type(account) is int or isinstance(account, np.integer)
+_SCALARS = (float, int)  # np.float64 is a float
+_INDICES = (int, np.integer)
+_sum = np.add.reduce
+_min = np.minimum.reduce
 
 
-def _checked_scalar(amount: float, flow: str) -> float:
-    value = float(amount)
-    if not math.isfinite(value) or value < -1e-9:
-        msg = f"transfer {flow!r} with invalid amount {value}: amounts must be finite and >= 0"
-        raise NegativeTransferError(msg)
-    return value
+def _invalid(flow: str, amounts: list[float]) -> NegativeTransferError:
+    return NegativeTransferError(
+        f"transfer {flow!r} with invalid amount(s) {amounts}: amounts must be finite and >= 0"
+    )
