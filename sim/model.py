@@ -12,7 +12,7 @@ See ``docs/ODD.md`` for the full description.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import mesa
 import numpy as np
@@ -79,6 +79,20 @@ FOREIGN_LAYER_FLOWS = {
     "home_sales": -1,
     "magnet_input_foreign": -1,
 }
+
+
+class SettlementFlows(NamedTuple):
+    """Flow labels of one good's money settlement."""
+
+    purchases: str
+    domestic_sales: str
+    export_sales: str
+
+
+SETTLEMENT_FLOWS = [
+    SettlementFlows(f"purchases_{good}", f"domestic_sales_{good}", f"export_sales_{good}")
+    for good in GOODS
+]
 
 
 class BalanceError(RuntimeError):
@@ -432,9 +446,10 @@ class RareEarthModel(mesa.Model):
         """Clear one good in the importing market and settle every trade; return prices."""
         ledger = self.ledger
         fleet, pop, foreign = self.miners, self.manufacturers, self.foreign
-        clearing = self.acct["clearing"]
+        clearing, shipping = self.acct["clearing"], self.acct["shipping"]
+        gov_account = self.government.account
         freight = self.freight[g]
-        landed = lambda fob: fob * (1.0 + tariffs[g]) + freight  # noqa: E731
+        tariff = tariffs[g]
 
         # Sellers: miners (oxides) or magnet makers (magnets), foreign licit and illicit, stockpile.
         if g < 3:
@@ -445,29 +460,39 @@ class RareEarthModel(mesa.Model):
             m_acc, m_q, m_p = pop.magnet_offers(unit_cost)
             # Miners' integrated magnet stages sell their magnet stock at their own unit cost.
             own_cost = pop.intensity[0] * fleet.expected_market[0] + conversion
-            miner_q = self.ledger.tonnes[fleet.accounts, 3].copy()
             s_acc = np.concatenate([m_acc, fleet.accounts])
-            s_q = np.concatenate([m_q, miner_q])
+            s_q = np.concatenate([m_q, ledger.rows(fleet.accounts)[:, 3]])
             s_p = np.concatenate([m_p, np.full(fleet.n, own_cost)])
         n_dom = s_q.size
-        ask_q = np.concatenate([s_q, [offers["qty"][g], offers["illicit_qty"][g], release[g]]])
-        ask_p = np.concatenate(
-            [s_p, [landed(offers["ask"][g]), landed(offers["illicit_ask"][g]), 0.0]]
-        )
+        ask_q = np.empty(n_dom + 3)
+        ask_p = np.empty(n_dom + 3)
+        ask_q[:n_dom] = s_q
+        ask_p[:n_dom] = s_p
+        ask_q[n_dom] = offers["qty"][g]
+        ask_q[n_dom + 1] = offers["illicit_qty"][g]
+        ask_q[n_dom + 2] = release[g]
+        # Foreign offers are quoted FOB; buyers compare landed prices.
+        ask_p[n_dom] = offers["ask"][g] * (1.0 + tariff) + freight
+        ask_p[n_dom + 1] = offers["illicit_ask"][g] * (1.0 + tariff) + freight
+        ask_p[n_dom + 2] = 0.0
 
+        # Buyers: manufacturers' two steps each, and the foreign outlet for domestic oxide.
         b_acc, b_q, b_p = pop.bids(g)
-        outlet_q = float(s_q.sum()) if g < 3 else 0.0
-        outlet_p = max(float(foreign.expected_home[g]) - freight, 0.0) if g < 3 else 0.0
-        bid_q = np.concatenate([b_q, [outlet_q]])
-        bid_p = np.concatenate([b_p, [outlet_p]])
+        n_bid = b_q.size
+        bid_q = np.empty(n_bid + 1)
+        bid_p = np.empty(n_bid + 1)
+        bid_q[:n_bid] = b_q
+        bid_p[:n_bid] = b_p
+        bid_q[n_bid] = float(s_q.sum()) if g < 3 else 0.0
+        bid_p[n_bid] = max(float(foreign.expected_home[g]) - freight, 0.0) if g < 3 else 0.0
 
         result = clear_call_auction(bid_q, bid_p, ask_q, ask_p, float(self.import_price[g]))
         price = result.price
-        fob = max((price - freight) / (1.0 + tariffs[g]), 0.0)
+        fob = max((price - freight) / (1.0 + tariff), 0.0)
         fill_dom = result.ask_fill[:n_dom]
-        fill_foreign, fill_illicit, fill_release = result.ask_fill[n_dom:]
+        fill_foreign, fill_illicit, fill_release = result.ask_fill[n_dom:].tolist()
         if g == 3:
-            foreign.make_export_magnets(float(fill_foreign + fill_illicit))
+            foreign.make_export_magnets(fill_foreign + fill_illicit)
 
         # Tonnes: sellers -> clearing -> buyers.
         ledger.move(good, s_acc, clearing, fill_dom, "domestic_sale")
@@ -484,20 +509,17 @@ class RareEarthModel(mesa.Model):
         ledger.move(good, clearing, foreign.account, outlet_fill, "outlet_export")
 
         # Money: buyers pay the landed price; it is split by who receives what.
-        ledger.pay(b_acc, clearing, fill_buy * price * 1e-3, f"purchases_{good}")
+        labels = SETTLEMENT_FLOWS[g]
+        ledger.pay(b_acc, clearing, fill_buy * price * 1e-3, labels.purchases)
         ledger.pay(foreign.account, clearing, outlet_fill * price * 1e-3, "outlet_purchases")
-        ledger.pay(foreign.account, self.acct["shipping"], outlet_fill * freight * 1e-3, "freight")
-        ledger.pay(clearing, s_acc, fill_dom * price * 1e-3, f"domestic_sales_{good}")
-        imported = float(fill_foreign + fill_illicit)
-        ledger.pay(clearing, foreign.account, imported * fob * 1e-3, f"export_sales_{good}")
-        ledger.pay(
-            clearing, self.government.account, imported * fob * tariffs[g] * 1e-3, "tariff_revenue"
-        )
-        ledger.pay(clearing, self.acct["shipping"], imported * freight * 1e-3, "freight")
-        ledger.pay(
-            clearing, self.government.account, fill_release * price * 1e-3, "stockpile_sales"
-        )
-        export_tax = float(fill_foreign) * fob * tax[g] / (1.0 + tax[g]) * 1e-3
+        ledger.pay(foreign.account, shipping, outlet_fill * freight * 1e-3, "freight")
+        ledger.pay(clearing, s_acc, fill_dom * price * 1e-3, labels.domestic_sales)
+        imported = fill_foreign + fill_illicit
+        ledger.pay(clearing, foreign.account, imported * fob * 1e-3, labels.export_sales)
+        ledger.pay(clearing, gov_account, imported * fob * tariff * 1e-3, "tariff_revenue")
+        ledger.pay(clearing, shipping, imported * freight * 1e-3, "freight")
+        ledger.pay(clearing, gov_account, fill_release * price * 1e-3, "stockpile_sales")
+        export_tax = fill_foreign * fob * tax[g] / (1.0 + tax[g]) * 1e-3
         ledger.pay(foreign.account, foreign.state_account, export_tax, "export_tax")
         foreign.exported[g] = fill_foreign
         foreign.illicit[g] = fill_illicit
