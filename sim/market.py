@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 FloatArray = NDArray[np.float64]
+LevelIndex = NDArray[np.intp] | list[int]  # each live step's price level
 
 
 @dataclass(frozen=True)
@@ -87,21 +88,42 @@ def clear_call_auction(
         return Clearing(0.5 * (b_levels[-1] + a_levels[0]), 0.0, bid_fill, ask_fill)
     quantity, b_m_i, a_m_i, price = _cross(b_levels, b_level_q, a_levels, a_level_q)
 
-    bid_fill[b_live] = bq * _fill_ratio(b_level_q, b_m_i, quantity, above=True)[b_level_of]
-    ask_fill[a_live] = aq * _fill_ratio(a_level_q, a_m_i, quantity, above=False)[a_level_of]
+    bid_fill[b_live] = _fills(bq, b_level_of, _fill_ratio(b_level_q, b_m_i, quantity, above=True))
+    ask_fill[a_live] = _fills(aq, a_level_of, _fill_ratio(a_level_q, a_m_i, quantity, above=False))
     return Clearing(price, quantity, bid_fill, ask_fill)
 
 
-def _levels(p: FloatArray, q: FloatArray) -> tuple[list[float], list[float], NDArray[np.intp]]:
+# Below this many live steps a side is aggregated in plain Python: numpy's per-call overhead
+# costs more than the work. Both ways add each level's quantities in input order (same sums).
+SMALL_SIDE = 32
+
+
+def _levels(p: FloatArray, q: FloatArray) -> tuple[list[float], list[float], LevelIndex]:
     """Distinct prices (ascending), the quantity at each (summed in input order), each step's level."""
+    if p.size <= SMALL_SIDE:
+        prices = p.tolist()
+        levels = sorted(set(prices))
+        position = {price: i for i, price in enumerate(levels)}
+        level_of = [position[price] for price in prices]
+        level_q = [0.0] * len(levels)
+        for i, x in zip(level_of, q.tolist(), strict=True):
+            level_q[i] += x
+        return levels, level_q, level_of
     order = p.argsort(kind="stable")
     p_sorted = p[order]
     new = np.empty(p.size, dtype=bool)
     new[0] = True
     np.not_equal(p_sorted[1:], p_sorted[:-1], out=new[1:])
-    level_of = np.empty(p.size, dtype=np.intp)
-    level_of[order] = new.cumsum() - 1
-    return p_sorted[new].tolist(), np.bincount(level_of, weights=q).tolist(), level_of
+    level_array = np.empty(p.size, dtype=np.intp)
+    level_array[order] = new.cumsum() - 1
+    return p_sorted[new].tolist(), np.bincount(level_array, weights=q).tolist(), level_array
+
+
+def _fills(q: FloatArray, level_of: LevelIndex, ratio: list[float]) -> FloatArray | list[float]:
+    """Each step's fill: its quantity times its level's fill ratio."""
+    if isinstance(level_of, list):
+        return [x * ratio[i] for x, i in zip(q.tolist(), level_of, strict=True)]
+    return q * np.array(ratio)[level_of]
 
 
 def _cross(
@@ -142,12 +164,15 @@ def _cross(
     return quantity, b_m_i, a_m_i, price
 
 
-def _fill_ratio(level_q: list[float], marginal: int, quantity: float, *, above: bool) -> FloatArray:
+def _fill_ratio(
+    level_q: list[float], marginal: int, quantity: float, *, above: bool
+) -> list[float]:
     """Share of each level filled: better levels in full, the marginal one pro rata, worse none."""
-    ratio = np.zeros(len(level_q))
-    better = slice(marginal + 1, None) if above else slice(0, marginal)
-    ratio[better] = 1.0
-    rest = max(quantity - math.fsum(level_q[better]), 0.0)
+    ratio = [0.0] * len(level_q)
+    better = range(marginal + 1, len(level_q)) if above else range(marginal)
+    for i in better:
+        ratio[i] = 1.0
+    rest = max(quantity - math.fsum(level_q[i] for i in better), 0.0)
     if level_q[marginal] > 0:
         ratio[marginal] = min(rest / level_q[marginal], 1.0)
     return ratio
