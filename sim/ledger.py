@@ -98,6 +98,8 @@ class Ledger:
 
         An array of accounts must not repeat an account (sum repeated steps first).
         """
+        if amount.__class__ is float and amount == 0.0:  # the commonest transfer: nothing
+            return
         if isinstance(amount, _SCALARS) and isinstance(src, _INDICES) and isinstance(dst, _INDICES):
             value = float(amount)
             if not -1e-9 <= value < math.inf:  # also refuses NaN
@@ -117,6 +119,8 @@ class Ledger:
 
         An array of accounts must not repeat an account (sum repeated steps first).
         """
+        if amount_musd.__class__ is float and amount_musd == 0.0:  # the commonest: nothing
+            return
         if (
             isinstance(amount_musd, _SCALARS)
             and isinstance(src, _INDICES)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,8 +27,7 @@ FloatArray = NDArray[np.float64]
 LevelIndex = NDArray[np.intp] | list[int]  # each live step's price level
 
 
-@dataclass(frozen=True)
-class Clearing:
+class Clearing(NamedTuple):
     """Result of one call auction.
 
     Attributes:

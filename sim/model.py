@@ -94,6 +94,14 @@ SETTLEMENT_FLOWS = [
     for good in GOODS
 ]
 
+# The same, as (flow, good) keys of ``Ledger.tonne_flows`` for each good.
+IMPORT_LAYER_KEYS = [
+    [((f, good), sign) for f, sign in IMPORT_LAYER_FLOWS.items()] for good in GOODS
+]
+FOREIGN_LAYER_KEYS = [
+    [((f, good), sign) for f, sign in FOREIGN_LAYER_FLOWS.items()] for good in GOODS
+]
+
 
 class BalanceError(RuntimeError):
     """A stock-flow identity failed beyond rounding: a tonne or dollar went missing."""
@@ -587,10 +595,11 @@ class RareEarthModel(mesa.Model):
         row[COL["capacity_domestic_magnet_t"]] = float(
             pop.capacity_t_per_year[pop.is_magnet_maker & ~pop.halted].sum() + miner_stages
         )
-        row[COL["miners_active"]] = int(fleet.in_state(State.OPERATING, State.RAMP_UP).sum())
-        row[COL["miners_financing"]] = int(fleet.in_state(State.FINANCING).sum())
-        row[COL["miners_construction"]] = int(fleet.in_state(State.CONSTRUCTION).sum())
-        row[COL["miners_idle"]] = int(fleet.in_state(State.IDLE).sum())
+        in_state = np.bincount(fleet.state, minlength=len(State)).tolist()
+        row[COL["miners_active"]] = in_state[State.OPERATING] + in_state[State.RAMP_UP]
+        row[COL["miners_financing"]] = in_state[State.FINANCING]
+        row[COL["miners_construction"]] = in_state[State.CONSTRUCTION]
+        row[COL["miners_idle"]] = in_state[State.IDLE]
         row[COL["miners_defaulted_cum"]] = self.defaults_cum
         row[COL["manufacturers_halted"]] = int(pop.halted.sum())
         row[COL["manufacturer_output_index"]] = float(pop.output.sum()) / (pop.base_output or 1.0)
@@ -635,13 +644,13 @@ class RareEarthModel(mesa.Model):
         scale_t = 1.0
         holdings_import = self.import_layer_holdings()
         flows = ledger.tonne_flows
-        for g, good in enumerate(GOODS):
+        for g in range(len(GOODS)):
             flow_in_import = 0.0
-            for flow, sign in IMPORT_LAYER_FLOWS.items():
-                flow_in_import += sign * flows.get((flow, good), 0.0)
+            for key, sign in IMPORT_LAYER_KEYS[g]:
+                flow_in_import += sign * flows.get(key, 0.0)
             flow_in_foreign = 0.0
-            for flow, sign in FOREIGN_LAYER_FLOWS.items():
-                flow_in_foreign += sign * flows.get((flow, good), 0.0)
+            for key, sign in FOREIGN_LAYER_KEYS[g]:
+                flow_in_foreign += sign * flows.get(key, 0.0)
             after_import = holdings_import[g]
             after_foreign = ledger.tonnes[self.foreign.account, g]
             resid_t += abs(after_import - before_import[g] - flow_in_import)
