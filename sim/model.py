@@ -537,7 +537,7 @@ class RareEarthModel(mesa.Model):
             received = self.government.settle_floor(fleet, g, fill_dom, price)
         else:
             pop.magnet_sold = np.zeros(pop.n)
-            pop.magnet_sold[pop.is_magnet_maker] = fill_dom[: int(pop.is_magnet_maker.sum())]
+            pop.magnet_sold[pop.magnet_rows] = fill_dom[: pop.magnet_count]
         return price, received, imported
 
     # ------------------------------------------------------------------------- recording
