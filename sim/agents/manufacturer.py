@@ -155,7 +155,14 @@ class ManufacturerPopulation:
         # Fixed values as full (firms x goods) tables: an operation with a table is several times
         # faster than one that broadcasts a row or a column over four goods.
         self._reo_table = np.tile(self.reo_per_t, (count, 1))
-        self._final_or_cela_table = np.repeat(self.final_or_cela[:, None], 4, axis=1)
+        # Goods that firms other than magnet makers consume, as (index, name): those they need at
+        # the start (a need only grows or shrinks from there; base needs are fixed).
+        self._consumed_goods = [
+            (g, good)
+            for g, good in enumerate(GOODS)
+            if np.count_nonzero(self.base_need[self.final_or_cela, g])
+        ]
+        self._cover = np.empty((count, 4))  # work space for ``use_material``
 
         # Substitution limits per firm and good: slow redesign by sector, fast thrift by product.
         self.redesign_max = np.zeros((count, 4))
@@ -181,6 +188,8 @@ class ManufacturerPopulation:
         self._redesign_limited = redesign_limit > 0
         self._thrift_divisor = np.where(self._thrift_limited, thrift_limit, 1.0)
         self._redesign_divisor = np.where(self._redesign_limited, redesign_limit, 1.0)
+        self._thrift_upper = self._thrift_limited.astype(float)
+        self._redesign_upper = self._redesign_limited.astype(float)
         self.thrift = np.zeros((count, 4))
         self.redesign = np.zeros((count, 4))
         self.pressure_memory = np.zeros(4)
@@ -249,8 +258,8 @@ class ManufacturerPopulation:
         # Magnets the oxide stock allows, by oxide (unlimited if the magnet needs none of it).
         by_oxide = np.full(per_t.shape, np.inf)
         np.divide(stock[:, :2], per_t, out=by_oxide, where=per_t > 0)
-        made = np.minimum(plan, by_oxide.min(axis=1))
-        made = np.where(np.isfinite(made), made, 0.0)
+        # Finite: the plan is capped by capacity.
+        made = np.minimum(plan, np.minimum(by_oxide[:, 0], by_oxide[:, 1]))
         oxide_in = made[:, None] * per_t
         accounts = self.magnet_accounts
         ledger = self.model.ledger
@@ -320,19 +329,20 @@ class ManufacturerPopulation:
         np.minimum(cut, 1.0, out=cut)
         self.need = need * cut  # for magnet makers this is magnet_need_per_t x plan
 
-        ratio = self.expected_price / self.reference_price
         # The mandate is a lever: it may change during a run, so it is read from the policy in force.
         mandate = self.model.current.manufacturers.recycling_mandate
-        share = (
-            self.p.recycling_base + mandate + self.p.recycling_slope * np.maximum(ratio - 1.0, 0.0)
-        )
-        share = np.minimum(np.maximum(share, 0.0), self.p.recycling_max)
-        share = np.maximum(share, mandate)
-        recycled = self.need * share[None, :]
+        p = self.p
+        base = p.recycling_base + mandate
+        # Four goods: plain floats are cheaper than numpy calls, and round the same.
+        share = []
+        for ratio in (self.expected_price / self.reference_price).tolist():
+            rising = base + p.recycling_slope * max(ratio - 1.0, 0.0)
+            share.append(max(min(max(rising, 0.0), p.recycling_max), mandate))
+        recycled = self.need * np.array(share)
         ledger = self.model.ledger
         scrap = self.model.acct["scrap"]
         for g, good in enumerate(GOODS):
-            if np.count_nonzero(recycled[:, g]):
+            if share[g]:  # else nothing is recycled
                 ledger.move(good, scrap, self.accounts, recycled[:, g], "recycled")
         self.recycled = recycled
 
@@ -404,30 +414,37 @@ class ManufacturerPopulation:
         """Consume material for this month's output; firms short of material stop."""
         stock = self.stock
         need = self.need
-        final_or_cela = self.final_or_cela
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cover = np.where(need > 0, stock / need, np.inf)
+        # Cover of each need: stock / need where there is a need, else unlimited.
+        cover = self._cover
+        cover.fill(np.inf)
+        np.divide(stock, need, out=cover, where=need > 0)
         firm_cover = _row_min(cover)
         # Magnet makers are short when their oxide stock cannot feed their plan.
+        rows = self.magnet_rows
         if self.magnet_count:
-            plan = self.planned_magnets[self.magnet_rows]
+            plan = self.planned_magnets[rows]
             made_ratio = np.ones(plan.shape)
             np.divide(self.magnet_made, plan, out=made_ratio, where=plan > 0)
-            firm_cover[self.magnet_rows] = made_ratio
-        firm_cover = np.where(np.isfinite(firm_cover), firm_cover, 1.0)
+            firm_cover[rows] = made_ratio
+        # Stocks are finite, so a firm's cover is finite or, if it needs nothing, infinite: such a
+        # firm is not halted (the threshold is at most 1) and uses its whole (zero) need.
         self.halted = firm_cover < self.p.halt_threshold
         ratio = np.where(self.halted, 0.0, np.minimum(firm_cover, 1.0))
-        use = np.where(self._final_or_cela_table, need * ratio[:, None], 0.0)
+        # Magnet makers' material is used in ``make_magnets``: here they use and make nothing.
+        ratio[rows] = 0.0
+        use = need * ratio[:, None]
         ledger = self.model.ledger
         consumed = self.model.acct["consumed"]
-        for g, good in enumerate(GOODS):
-            if np.count_nonzero(use[:, g]):
-                ledger.move(good, self.accounts, consumed, use[:, g], "consumed")
+        accounts = self.accounts
+        for g, good in self._consumed_goods:
+            ledger.move(good, accounts, consumed, use[:, g], "consumed")
         self.used = use
-        gross = _row_sum(self.gross_need)
-        self.output = np.where(final_or_cela, gross * ratio, 0.0) * self.output_weight
         # Gross output, not net of substitution: substituted demand is met by other materials.
-        total = float(self.output.sum())
+        output = _row_sum(self.gross_need)
+        output *= ratio
+        output *= self.output_weight
+        self.output = output
+        total = float(output.sum())
         if self.base_output is None:
             self.base_output = total if total > 0 else 1.0
 
@@ -439,30 +456,47 @@ class ManufacturerPopulation:
     ) -> None:
         """Update price expectations, perceived risk and substitution after the month."""
         p = self.p
-        price_jump = (landed_price / np.maximum(self.expected_price, 1e-9) - 1.0) / 0.5
-        shortage = np.minimum(np.maximum(unmet_share * 5.0, 0.0), 1.0)
-        signal = np.maximum(
-            np.maximum(shortage, alerts), np.minimum(np.maximum(price_jump, 0.0), 1.0)
-        )
-        self.risk = adapt(self.risk, signal, memory_weight(p.risk_memory_months))
-        self.expected_price = adapt(self.expected_price, landed_price, p.expectation_lambda)
-
-        pressure = (self.expected_price / self.reference_price - 1.0) / (
-            p.pressure_full_ratio - 1.0
-        )
-        pressure = np.minimum(np.maximum(pressure, 0.0), 1.0)
-        self.pressure_memory = adapt(
-            self.pressure_memory, pressure, memory_weight(p.redesign_memory_months)
-        )
+        # Per good as plain floats (four goods: cheaper than numpy calls, and rounded the same);
+        # each update is ``adapt``'s: old + weight x (new - old).
+        risk_weight = memory_weight(p.risk_memory_months)
+        lam = p.expectation_lambda
+        full = p.pressure_full_ratio - 1.0
+        memory = memory_weight(p.redesign_memory_months)
+        risk, expected, pressure, pressure_memory = [], [], [], []
+        for landed, old_expected, unmet, alert, old_risk, reference, old_memory in zip(
+            landed_price.tolist(),
+            self.expected_price.tolist(),
+            unmet_share.tolist(),
+            alerts.tolist(),
+            self.risk.tolist(),
+            self.reference_price.tolist(),
+            self.pressure_memory.tolist(),
+            strict=True,
+        ):
+            price_jump = (landed / max(old_expected, 1e-9) - 1.0) / 0.5
+            signal = max(_clip01(unmet * 5.0), alert, _clip01(price_jump))
+            risk.append(old_risk + risk_weight * (signal - old_risk))
+            new_expected = old_expected + lam * (landed - old_expected)
+            expected.append(new_expected)
+            push = _clip01((new_expected / reference - 1.0) / full)
+            pressure.append(push)
+            pressure_memory.append(old_memory + memory * (push - old_memory))
+        self.risk = np.array(risk)
+        self.expected_price = np.array(expected)
+        self.pressure_memory = np.array(pressure_memory)
         # Where a firm has no limit for a good there is no room: only the other entries move.
         at = self._substitutable
         good = self._substitutable_good
         thrift = self.thrift.take(at)
         redesign = self.redesign.take(at)
-        thrift_room = _room(thrift, self._thrift_limited, self._thrift_divisor)
-        redesign_room = _room(redesign, self._redesign_limited, self._redesign_divisor)
-        d_thrift = (p.thrift_rate_per_year / 12.0 * pressure)[good] * thrift_room
-        d_redesign = (p.redesign_rate_per_year / 12.0 * self.pressure_memory)[good] * redesign_room
+        thrift_room = _room(thrift, self._thrift_divisor, self._thrift_upper)
+        redesign_room = _room(redesign, self._redesign_divisor, self._redesign_upper)
+        thrift_rate = p.thrift_rate_per_year / 12.0
+        redesign_rate = p.redesign_rate_per_year / 12.0
+        d_thrift = np.array([thrift_rate * x for x in pressure]).take(good)
+        d_thrift *= thrift_room
+        d_redesign = np.array([redesign_rate * x for x in pressure_memory]).take(good)
+        d_redesign *= redesign_room
         total = d_thrift + d_redesign
         cap = p.max_substitution_per_year / 12.0
         if total.size and total.max() > cap:
@@ -496,16 +530,23 @@ class ManufacturerPopulation:
 
 
 def _room(
-    done: NDArray[np.float64], limited: NDArray[np.bool_], divisor: NDArray[np.float64]
+    done: NDArray[np.float64], divisor: NDArray[np.float64], upper: NDArray[np.float64]
 ) -> NDArray[np.float64]:
     """Room left to substitute, 1 - done / limit clipped to [0, 1], where there is a limit; else 0.
 
-    ``divisor`` is the limit where ``limited``, else 1 (so that no division is by zero).
+    ``divisor`` is the limit where there is one, else 1 (so that no division is by zero);
+    ``upper`` is 1 where there is a limit, else 0: the upper clip then also zeroes the room of
+    entries without a limit (the room is at least 0 by then).
     """
     room = done / divisor
     np.subtract(1.0, room, out=room)
-    np.minimum(np.maximum(room, 0.0, out=room), 1.0, out=room)
-    return np.where(limited, room, 0.0)
+    np.maximum(room, 0.0, out=room)
+    return np.minimum(room, upper, out=room)
+
+
+def _clip01(value: float) -> float:
+    """``value`` clipped to [0, 1], as ``np.minimum(np.maximum(value, 0.0), 1.0)`` does."""
+    return min(max(value, 0.0), 1.0)
 
 
 def _row_min(table: NDArray[np.float64]) -> NDArray[np.float64]:
