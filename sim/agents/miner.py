@@ -322,6 +322,7 @@ class MinerFleet:
         self.contract_floor_end = np.zeros((n, 3))
         self.gov_share = np.zeros(n)
         self._floors_key: tuple[object, ...] = ()
+        self._floors_policy: object = None
         self._floors = np.full((n, 3), np.nan)
         self._floored = np.zeros((n, 3), dtype=bool)
         # Terms computed from project figures only, by what they were computed from (_memo).
@@ -385,7 +386,7 @@ class MinerFleet:
     ) -> NDArray[np.float64]:
         """Value per kg REO mined: separated share at ``prices``, concentrate at foreign prices."""
         sep_share, concentrate_share = self._memo_of(
-            "separated share", (self.sep_cap, self.mine_cap), self._separated_share
+            "separated share", self.sep_cap, self.mine_cap, self._separated_share
         )
         # Prices may be one row for all projects (3,) or a row per project (n, 3).
         separated = (self.basket * prices).sum(axis=1)
@@ -408,12 +409,13 @@ class MinerFleet:
         """NPV of building now: discounted operating cash flow after construction, less capex."""
         annual_cf = (
             self.mine_cap * utilisation * (value_per_kg - self.opex) * 1e-3
-            - self.fixed_cost_musd() * 12.0
+            - self._annual_fixed_cost()
         )
         rate_arr = np.asarray(rate, dtype=float)
         annuity, delay = self._memo_of(
             "discount" if rate_arr.ndim == 0 else "discount by project",
-            (rate_arr, self.construction_months),
+            rate_arr,
+            self.construction_months,
             lambda: self._discount(rate_arr),
         )
         return annual_cf * annuity * delay - self.capex
@@ -430,20 +432,29 @@ class MinerFleet:
 
     def fixed_cost_musd(self) -> NDArray[np.float64]:
         """Monthly fixed cost, US$ M (read only)."""
-        return self._memo_of("fixed cost", (self.mine_cap, self.opex), self._fixed_cost)
+        return self._memo_of("fixed cost", self.mine_cap, self.opex, self._fixed_cost)
 
     def _fixed_cost(self) -> NDArray[np.float64]:
         cost = self.p.fixed_cost_share * self.mine_cap / 12.0 * self.opex * 1e-3
         cost.flags.writeable = False
         return cost
 
-    def _memo_of(self, name: str, figures: tuple[NDArray[Any], ...], compute: Any) -> Any:
-        """``compute()``, computed again only when the contents of ``figures`` change.
+    def _annual_fixed_cost(self) -> NDArray[np.float64]:
+        """Yearly fixed cost (12 x the monthly), US$ M (read only)."""
+        return self._memo_of("annual fixed cost", self.mine_cap, self.opex, self._fixed_cost_year)
+
+    def _fixed_cost_year(self) -> NDArray[np.float64]:
+        cost = self.fixed_cost_musd() * 12.0
+        cost.flags.writeable = False
+        return cost
+
+    def _memo_of(self, name: str, first: NDArray[Any], second: NDArray[Any], compute: Any) -> Any:
+        """``compute()``, computed again only when the contents of ``first`` or ``second`` change.
 
         Project figures are constant within a run, but tests set them by hand (whole arrays or
         single entries), so the key is their contents, not their identity.
         """
-        key = (name, *(figure.tobytes() for figure in figures))
+        key = (name, first.tobytes(), second.tobytes())
         value = self._memo.get(key)
         if value is None:
             if len(self._memo) >= 64:  # figures set by hand many times over: start afresh
@@ -531,9 +542,9 @@ class MinerFleet:
         NdPr limits output; Dy/Tb is used if the project has it (Dy-lean grades otherwise). The
         conversion cost is paid to the wider economy.
         """
-        self.magnets_made = np.zeros(self.n)
         has_stage = (self.magnet_cap > 0) & ~self.in_state(State.DEFAULTED, State.CLOSED)
         if not has_stage.any():
+            self.magnets_made = np.zeros(self.n)
             return
         ledger = self.model.ledger
         held = ledger.rows(self.accounts)  # a view: read before the moves below
@@ -598,20 +609,18 @@ class MinerFleet:
         return self._floored
 
     def _update_floors(self) -> None:
-        # Floors change only with a lever, a contract or the month: cache on those.
-        key = (
-            self.model.month,
-            id(self.model.current),
-            self.contract_floor.tobytes(),
-            self.contract_floor_end.tobytes(),
-        )
-        if key != self._floors_key:
-            active = self.contract_floor_end > self.model.month
+        # Floors change only with a lever (a new model.current), a contract or the month: cache
+        # on those. The levers are held, not their id(), which a later object could reuse.
+        model = self.model
+        key = (model.month, self.contract_floor.tobytes(), self.contract_floor_end.tobytes())
+        if key != self._floors_key or model.current is not self._floors_policy:
+            active = self.contract_floor_end > model.month
             contract = np.where(active, self.contract_floor, np.nan)
             # The policy floors (one per oxide) broadcast over the projects.
-            self._floors = np.fmax(self.model.floor_array(), contract)
+            self._floors = np.fmax(model.floor_array(), contract)
             self._floored = ~np.isnan(self._floors)
             self._floors_key = key
+            self._floors_policy = model.current
 
     def upside_shares(self) -> NDArray[np.float64]:
         """Share of the price above its floor each project pays back (n x 3)."""
@@ -648,7 +657,7 @@ class MinerFleet:
             )
             * (value - self.opex)
             * 1e-3
-            - self.fixed_cost_musd() * 12.0
+            - self._annual_fixed_cost()
         )
         years = self.p.project_life_years
         annuity = (1.0 - (1.0 + rate) ** -years) / rate
