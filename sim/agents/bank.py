@@ -118,7 +118,7 @@ class Bank(mesa.Agent):
     def start_repayment(self, fleet: MinerFleet, done: NDArray[np.bool_]) -> None:
         """Turn loans of completed projects into annuities over the tenor."""
         start = done & (fleet.loan > 0)
-        if not start.any():
+        if not np.count_nonzero(start):
             return
         months = self.p.tenor_years * 12.0
         r = fleet.loan_rate / 12.0
@@ -132,23 +132,24 @@ class Bank(mesa.Agent):
     def collect(self, fleet: MinerFleet) -> None:
         """Interest and principal due from every borrower this month."""
         has_loan = fleet.loan > 1e-12
-        if not has_loan.any():
+        if not np.count_nonzero(has_loan):
             return
         interest = np.where(has_loan, fleet.loan * fleet.loan_rate / 12.0, 0.0)
         # Interest until completion (construction and ramp-up) is capitalised, as project finance
         # does: repayment starts once the plant has passed its ramp-up (completion).
         building = has_loan & fleet.in_state(State.CONSTRUCTION, State.RAMP_UP)
-        fleet.loan = fleet.loan + np.where(building, interest, 0.0)
-        interest = np.where(building, 0.0, interest)
+        if np.count_nonzero(building):
+            fleet.loan = fleet.loan + np.where(building, interest, 0.0)
+            interest = np.where(building, 0.0, interest)
         amortising = has_loan & (fleet.loan_months_left > 0)
         principal = np.where(
             amortising, np.minimum(np.maximum(fleet.loan_payment - interest, 0.0), fleet.loan), 0.0
         )
         ledger = self.model.ledger
         # No interest is due while every loan is capitalising, no principal before amortising.
-        if interest.any():
+        if np.count_nonzero(interest):
             ledger.pay(fleet.accounts, self.account, interest, "loan_interest")
-        if principal.any():
+        if np.count_nonzero(principal):
             ledger.pay(fleet.accounts, self.account, principal, "loan_principal")
         fleet.loan = fleet.loan - principal
         fleet.loan_months_left = np.where(

@@ -143,7 +143,7 @@ class Government(mesa.Agent):
         Returns the average price domestic producers received (the market price if none sold).
         """
         has_floor = fleet.floored()[:, k]
-        if not has_floor.any():
+        if not np.count_nonzero(has_floor):
             return price
         floors = fleet.floors()[:, k]
         floor = np.where(has_floor, floors, 0.0)
@@ -241,7 +241,7 @@ class Government(mesa.Agent):
     def collect_loans(self, fleet: MinerFleet) -> None:
         """Interest and principal on government loans."""
         has_loan = fleet.gov_loan > 1e-12
-        if not has_loan.any():
+        if not np.count_nonzero(has_loan):
             return
         interest = np.where(has_loan, fleet.gov_loan * fleet.gov_loan_rate / 12.0, 0.0)
         principal = np.where(
