@@ -372,13 +372,12 @@ class ManufacturerPopulation:
     def _prepare_bids(self) -> None:
         """Needs and stock targets (goods x n) and bid prices (goods x 2n) for ``bids``."""
         # One row per good, so that each good's values are contiguous.
-        self._bid_need = self.need.T.copy()
-        self._bid_targets = (
-            self._bid_need
-            * self.cover_weeks
-            / WEEKS_PER_MONTH
-            * (1.0 + self.p.precaution * self.risk)[:, None]
-        )
+        need = self.need.T.copy()
+        targets = need * self.cover_weeks
+        targets /= WEEKS_PER_MONTH
+        targets *= (1.0 + self.p.precaution * self.risk)[:, None]
+        self._bid_need = need
+        self._bid_targets = targets
         n = self.n
         prices = np.empty((4, 2 * n))
         # Willingness to pay for this month's need is anchored on the product's economics at the
