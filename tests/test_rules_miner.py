@@ -346,3 +346,17 @@ def test_repayment_starts_when_a_plant_restarts_after_idling_in_ramp_up():
     assert State(int(fleet.state[0])) == State.OPERATING
     assert fleet.loan_months_left[0] == 84
     assert fleet.loan_payment[0] > 0
+
+
+def test_contract_floor_holds_until_its_end_month_then_lapses():
+    model = tiny()
+    fleet = model.miners
+    fleet.contract_floor[1, 0] = 90.0
+    fleet.contract_floor_end[1, 0] = model.month + 2
+    held = []
+    for _ in range(4):
+        held.append(fleet.floored()[:, 0].tolist())
+        model.month += 1
+    # Active while the month is before the end: two months, then none (the cached floors lapse).
+    assert held == [[False, True, False, False]] * 2 + [[False] * 4] * 2
+    assert np.isnan(fleet.floors()[1, 0])

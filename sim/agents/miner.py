@@ -38,6 +38,7 @@ import csv
 import io
 from dataclasses import dataclass
 from enum import IntEnum
+from math import inf
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -321,8 +322,10 @@ class MinerFleet:
         self.contract_upside = np.zeros((n, 3))
         self.contract_floor_end = np.zeros((n, 3))
         self.gov_share = np.zeros(n)
-        self._floors_key: tuple[object, ...] = ()
+        # Floors as last computed, and what they were computed from (_update_floors).
+        self._floors_contracts: tuple[bytes, bytes] = (b"", b"")
         self._floors_policy: object = None
+        self._floors_from, self._floors_until = 0.0, -inf
         self._floors = np.full((n, 3), np.nan)
         self._floored = np.zeros((n, 3), dtype=bool)
         # Terms computed from project figures only, by what they were computed from (_memo).
@@ -622,18 +625,27 @@ class MinerFleet:
         return self._floored
 
     def _update_floors(self) -> None:
-        # Floors change only with a lever (a new model.current), a contract or the month: cache
-        # on those. The levers are held, not their id(), which a later object could reuse.
+        # Floors change only with a lever (a new model.current), a contract, or when the month
+        # reaches the end of a contract: cache on those. The levers object is held, not its id(),
+        # which a later object could reuse.
         model = self.model
-        key = (model.month, self.contract_floor.tobytes(), self.contract_floor_end.tobytes())
-        if key != self._floors_key or model.current is not self._floors_policy:
-            active = self.contract_floor_end > model.month
+        month = model.month
+        contracts = (self.contract_floor.tobytes(), self.contract_floor_end.tobytes())
+        if (
+            contracts != self._floors_contracts
+            or model.current is not self._floors_policy
+            or not self._floors_from <= month < self._floors_until
+        ):
+            active = self.contract_floor_end > month
             contract = np.where(active, self.contract_floor, np.nan)
             # The policy floors (one per oxide) broadcast over the projects.
             self._floors = np.fmax(model.floor_array(), contract)
             self._floored = ~np.isnan(self._floors)
-            self._floors_key = key
+            self._floors_contracts = contracts
             self._floors_policy = model.current
+            # The same contracts are active from this month until the first to end after it.
+            ends = self.contract_floor_end[active]
+            self._floors_from, self._floors_until = month, float(ends.min()) if ends.size else inf
 
     def upside_shares(self) -> NDArray[np.float64]:
         """Share of the price above its floor each project pays back (n x 3)."""
