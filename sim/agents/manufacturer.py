@@ -177,21 +177,19 @@ class ManufacturerPopulation:
         self.thrift_max[self.is_magnet_maker, G_DYTB] = thrift.dytb
         self.thrift_max[self.is_cela, G_CELA] = thrift.cela
         self.thrift_max[self.is_final, G_MAGNET] = thrift.ndpr
-        # The limits are fixed. Only entries with a limit above 0 (goods the firm uses) have room
-        # to substitute, so ``learn`` updates those alone: flat indices into (firms x goods), their
-        # goods, and the limits there (divisors: 1 where a limit is 0, so none is zero).
-        self._substitutable = np.flatnonzero((self.thrift_max > 0) | (self.redesign_max > 0))
-        self._substitutable_good = self._substitutable % 4
-        thrift_limit = self.thrift_max.take(self._substitutable)
-        redesign_limit = self.redesign_max.take(self._substitutable)
-        self._thrift_limited = thrift_limit > 0
-        self._redesign_limited = redesign_limit > 0
-        self._thrift_divisor = np.where(self._thrift_limited, thrift_limit, 1.0)
-        self._redesign_divisor = np.where(self._redesign_limited, redesign_limit, 1.0)
-        self._thrift_upper = self._thrift_limited.astype(float)
-        self._redesign_upper = self._redesign_limited.astype(float)
-        self.thrift = np.zeros((count, 4))
-        self.redesign = np.zeros((count, 4))
+        # Thrift and redesign are kept in one (2 x firms x goods) table (``thrift`` and ``redesign``
+        # are views into it), so that ``learn`` moves both with one set of calls. The limits are
+        # fixed. Only firm-goods with a limit above 0 (goods the firm uses) have room to
+        # substitute, so ``learn`` updates those alone: flat indices into the table, thrift's then
+        # redesign's; which of the 8 rates (thrift's 4 goods, then redesign's) applies to each;
+        # and the limits there (divisors: 1 where a limit is 0, so none is zero).
+        at = np.flatnonzero((self.thrift_max > 0) | (self.redesign_max > 0))
+        self._substitutable = np.concatenate([at, at + count * 4])
+        self._substitutable_rate = np.concatenate([at % 4, at % 4 + 4])
+        limit = np.concatenate([self.thrift_max.take(at), self.redesign_max.take(at)])
+        self._room_divisor = np.where(limit > 0, limit, 1.0)
+        self._room_upper = (limit > 0).astype(float)
+        self._substitution = np.zeros((2, count, 4))
         self.pressure_memory = np.zeros(4)
 
         self.risk = np.zeros(4)
@@ -224,6 +222,24 @@ class ManufacturerPopulation:
         self.agents = [Manufacturer(model, self, i) for i in range(count)]
 
     # ------------------------------------------------------------------------------ views
+    @property
+    def thrift(self) -> NDArray[np.float64]:
+        """Demand cut by fast thrifting (firms x goods), a share of need; a view, writable."""
+        return self._substitution[0]
+
+    @thrift.setter
+    def thrift(self, value: NDArray[np.float64]) -> None:
+        self._substitution[0] = value
+
+    @property
+    def redesign(self) -> NDArray[np.float64]:
+        """Demand cut by slow redesign (firms x goods), a share of need; a view, writable."""
+        return self._substitution[1]
+
+    @redesign.setter
+    def redesign(self, value: NDArray[np.float64]) -> None:
+        self._substitution[1] = value
+
     @property
     def stock(self) -> NDArray[np.float64]:
         """Stocks (manufacturers x goods), t; a view into the ledger."""
@@ -485,17 +501,15 @@ class ManufacturerPopulation:
         self.pressure_memory = np.array(pressure_memory)
         # Where a firm has no limit for a good there is no room: only the other entries move.
         at = self._substitutable
-        good = self._substitutable_good
-        thrift = self.thrift.take(at)
-        redesign = self.redesign.take(at)
-        thrift_room = _room(thrift, self._thrift_divisor, self._thrift_upper)
-        redesign_room = _room(redesign, self._redesign_divisor, self._redesign_upper)
+        done = self._substitution.take(at)  # thrift's entries, then redesign's
         thrift_rate = p.thrift_rate_per_year / 12.0
         redesign_rate = p.redesign_rate_per_year / 12.0
-        d_thrift = np.array([thrift_rate * x for x in pressure]).take(good)
-        d_thrift *= thrift_room
-        d_redesign = np.array([redesign_rate * x for x in pressure_memory]).take(good)
-        d_redesign *= redesign_room
+        rates = [thrift_rate * x for x in pressure] + [redesign_rate * x for x in pressure_memory]
+        step = np.array(rates).take(self._substitutable_rate)
+        step *= _room(done, self._room_divisor, self._room_upper)
+        half = step.size // 2
+        d_thrift = step[:half]
+        d_redesign = step[half:]
         total = d_thrift + d_redesign
         cap = p.max_substitution_per_year / 12.0
         if total.size and total.max() > cap:
@@ -503,8 +517,8 @@ class ManufacturerPopulation:
             d_thrift *= scale
             d_redesign *= scale
         # Increments are >= 0: no rebound when prices fall.
-        self.thrift.put(at, thrift + d_thrift)
-        self.redesign.put(at, redesign + d_redesign)
+        done += step
+        self._substitution.put(at, done)
 
         self.magnet_sales_ema = adapt(self.magnet_sales_ema, self.magnet_sold, 0.3)
 
