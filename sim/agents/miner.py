@@ -328,6 +328,8 @@ class MinerFleet:
         self._floors_from, self._floors_until = 0.0, -inf
         self._floors = np.full((n, 3), np.nan)
         self._floored = np.zeros((n, 3), dtype=bool)
+        self._floor_any = [False, False, False]
+        self._floor_finance = np.zeros(n)
         # Terms computed from project figures only, by what they were computed from (_memo).
         self._memo: dict[tuple[object, ...], Any] = {}
         self.index_of = {name: i for i, name in enumerate(self.names)}
@@ -548,9 +550,12 @@ class MinerFleet:
     def offers(self, k: int) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
         """Oxide offers of product ``k``: (accounts, t, ask US$/kg)."""
         qty = self.model.ledger.rows(self.accounts)[:, k].copy()
+        ask = self.p.sell_ratio * self.expected_market[k]
+        floored = self.floored()  # also brings _floor_any up to date
+        if not self._floor_any[k]:  # no project holds a floor on this oxide
+            return self.accounts, qty, np.full(self.n, ask)
         # Under a floor the project is paid at least the floor whatever the market price: it sells.
-        ask = np.where(self.floored()[:, k], 0.0, self.p.sell_ratio * self.expected_market[k])
-        return self.accounts, qty, ask
+        return self.accounts, qty, np.where(floored[:, k], 0.0, ask)
 
     def make_magnets(self, intensity: NDArray[np.float64], conversion_usd_per_kg: float) -> None:
         """Integrated magnet stages make magnets from the project's own oxides, up to capacity.
@@ -641,6 +646,10 @@ class MinerFleet:
             # The policy floors (one per oxide) broadcast over the projects.
             self._floors = np.fmax(model.floor_array(), contract)
             self._floored = ~np.isnan(self._floors)
+            # Whether any project holds a floor, by oxide (offers), and what a floor adds to a
+            # project's chance of finance (value_equity).
+            self._floor_any = self._floored.any(axis=0).tolist()
+            self._floor_finance = np.where(self._floored.any(axis=1), 0.2, 0.0)
             self._floors_contracts = contracts
             self._floors_policy = model.current
             # The same contracts are active from this month until the first to end after it.
@@ -672,7 +681,7 @@ class MinerFleet:
             - (bank.hurdle_commercial - bank.hurdle_programme if programme else 0.0),
             0.01,
         )
-        floor_on = self.floored().any(axis=1)
+        self._update_floors()
         annual_cf = (
             self.mine_cap
             * np.where(
@@ -687,7 +696,8 @@ class MinerFleet:
         years = self.p.project_life_years
         annuity = (1.0 - (1.0 + rate) ** -years) / rate
         franchise = np.maximum(annual_cf, 0.0) * annuity
-        p_finance = 0.3 + (0.3 if programme else 0.0) + np.where(floor_on, 0.2, 0.0)
+        # A floor on any oxide raises the chance of finance by 0.2.
+        p_finance = 0.3 + (0.3 if programme else 0.0) + self._floor_finance
         chance = CHANCE_FIXED[self.state] + CHANCE_PER_FINANCE[self.state] * p_finance
         unfunded_capex = np.where(self.in_state(State.FINANCING, State.PROSPECT), self.capex, 0.0)
         cash = self.model.ledger.cash(self.accounts)
