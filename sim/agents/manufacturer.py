@@ -268,9 +268,14 @@ class ManufacturerPopulation:
         stock = self.stock[rows]
         per_t = self._oxide_per_magnet(rows)
         sales = self.magnet_sales_ema[rows]
-        target_stock = sales * self.cover_weeks[rows] / WEEKS_PER_MONTH
-        plan = sales + (target_stock - stock[:, G_MAGNET]) / self.p.stock_adjust_months
-        plan = np.minimum(np.maximum(plan, 0.0), self.capacity_t_per_year[rows] / 12.0)
+        # plan = sales + (target stock - stock) / adjustment time, within [0, capacity].
+        plan = sales * self.cover_weeks[rows]
+        plan /= WEEKS_PER_MONTH  # the target stock
+        plan -= stock[:, G_MAGNET]
+        plan /= self.p.stock_adjust_months
+        plan += sales
+        np.maximum(plan, 0.0, out=plan)
+        np.minimum(plan, self.capacity_t_per_year[rows] / 12.0, out=plan)
         # Magnets the oxide stock allows, by oxide (unlimited if the magnet needs none of it).
         by_oxide = np.full(per_t.shape, np.inf)
         np.divide(stock[:, :2], per_t, out=by_oxide, where=per_t > 0)
@@ -376,13 +381,13 @@ class ManufacturerPopulation:
         self._bids_made = (month, g)
         n = self.n
         need = self._bid_need[g]
-        wanted = self._bid_targets[g] - self.stock[:, g]
+        qty = np.empty(2 * n)
+        wanted = np.subtract(self._bid_targets[g], self.stock[:, g], out=qty[n:])
         wanted /= self.p.stock_adjust_months
         wanted += need
         np.maximum(wanted, 0.0, out=wanted)
-        qty = np.empty(2 * n)
         urgent = np.minimum(wanted, need, out=qty[:n])
-        np.subtract(wanted, urgent, out=qty[n:])  # restocking
+        wanted -= urgent  # what is left is restocking
         return self._bid_accounts, qty, self._bid_prices[g]
 
     def _prepare_bids(self) -> None:
