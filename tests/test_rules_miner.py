@@ -360,3 +360,17 @@ def test_contract_floor_holds_until_its_end_month_then_lapses():
     # Active while the month is before the end: two months, then none (the cached floors lapse).
     assert held == [[False, True, False, False]] * 2 + [[False] * 4] * 2
     assert np.isnan(fleet.floors()[1, 0])
+
+
+def test_prices_and_figures_edited_in_place_reach_the_next_decision():
+    model = tiny()
+    fleet = simple_fleet(model, [State.OPERATING] * 4)
+    fleet.opex = np.full(4, 9.5)
+    set_expected_ndpr(fleet, 10.0)
+    fleet.advance()
+    assert [State(s) for s in fleet.state] == [State.OPERATING] * 4
+    # Value and costs are worked out again from the edited arrays (1.053 -> 0.947 idles).
+    fleet.expected_market[0] = 9.0
+    fleet.opex[3] = 8.0  # 9 / 8 = 1.125 still covers its cash cost
+    fleet.advance()
+    assert [State(s) for s in fleet.state] == [State.IDLE] * 3 + [State.OPERATING]

@@ -326,6 +326,10 @@ class MinerFleet:
         self._floors_contracts: tuple[bytes, bytes] = (b"", b"")
         self._floors_policy: object = None
         self._floors_from, self._floors_until = 0.0, -inf
+        self._floors_version = 0  # counts the computations of the floors
+        # Value per kg at expected prices, by what it was computed from (_expected_value).
+        self._value_key: tuple[object, ...] = ()
+        self._value = np.zeros(n)
         self._floors = np.full((n, 3), np.nan)
         self._floored = np.zeros((n, 3), dtype=bool)
         self._floor_any = [False, False, False]
@@ -405,6 +409,29 @@ class MinerFleet:
         )
         return sep_share, 1.0 - sep_share
 
+    def _expected_value(self) -> NDArray[np.float64]:
+        """``value_per_kg`` at the expected prices received and the foreign expected home prices.
+
+        Asked for at the end of a month (value_equity) and again at the start of the next
+        (advance), usually from the same inputs: kept while they stay the same. Read only.
+        """
+        self._update_floors()
+        home = self.model.foreign.expected_home
+        key = (
+            self._floors_version,
+            self.expected_market.tobytes(),
+            home.tobytes(),
+            self.basket.tobytes(),
+            self.sep_cap.tobytes(),
+            self.mine_cap.tobytes(),
+            self.p,
+        )
+        if key != self._value_key:
+            self._value = self.value_per_kg(self.expected_received(), home)
+            self._value.flags.writeable = False
+            self._value_key = key
+        return self._value
+
     def npv_musd(
         self,
         value_per_kg: NDArray[np.float64],
@@ -472,7 +499,7 @@ class MinerFleet:
         """State transitions for this month (before production)."""
         model = self.model
         self.months_in_state += 1
-        value = self.value_per_kg(self.expected_received(), model.foreign.expected_home)
+        value = self._expected_value()
 
         prospect = self.in_state(State.PROSPECT)
         self.permit_left = np.where(prospect, np.maximum(self.permit_left - 1, 0), self.permit_left)
@@ -652,6 +679,7 @@ class MinerFleet:
             self._floor_finance = np.where(self._floored.any(axis=1), 0.2, 0.0)
             self._floors_contracts = contracts
             self._floors_policy = model.current
+            self._floors_version += 1
             # The same contracts are active from this month until the first to end after it.
             ends = self.contract_floor_end[active]
             self._floors_from, self._floors_until = month, float(ends.min()) if ends.size else inf
@@ -674,7 +702,7 @@ class MinerFleet:
         model = self.model
         bank = model.params.bank
         programme = model.current.policy.bank_initiative
-        value = self.value_per_kg(self.expected_received(), model.foreign.expected_home)
+        value = self._expected_value()
         # Cheaper finance lowers the discount rate, never below 1%/yr.
         rate = max(
             self.p.discount_rate
