@@ -142,9 +142,9 @@ class Government(mesa.Agent):
 
         Returns the average price domestic producers received (the market price if none sold).
         """
-        has_floor = fleet.floored()[:, k]
-        if not np.count_nonzero(has_floor):
+        if not fleet.any_floor(k):
             return price
+        has_floor = fleet.floored()[:, k]
         floors = fleet.floors()[:, k]
         floor = np.where(has_floor, floors, 0.0)
         gap = np.where(has_floor, np.maximum(floor - price, 0.0), 0.0)

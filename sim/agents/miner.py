@@ -578,11 +578,10 @@ class MinerFleet:
         """Oxide offers of product ``k``: (accounts, t, ask US$/kg)."""
         qty = self.model.ledger.rows(self.accounts)[:, k].copy()
         ask = self.p.sell_ratio * self.expected_market[k]
-        floored = self.floored()  # also brings _floor_any up to date
-        if not self._floor_any[k]:  # no project holds a floor on this oxide
+        if not self.any_floor(k):
             return self.accounts, qty, np.full(self.n, ask)
         # Under a floor the project is paid at least the floor whatever the market price: it sells.
-        return self.accounts, qty, np.where(floored[:, k], 0.0, ask)
+        return self.accounts, qty, np.where(self.floored()[:, k], 0.0, ask)
 
     def make_magnets(self, intensity: NDArray[np.float64], conversion_usd_per_kg: float) -> None:
         """Integrated magnet stages make magnets from the project's own oxides, up to capacity.
@@ -655,6 +654,11 @@ class MinerFleet:
         """Mask of the projects holding a price floor, for each oxide (n x 3); do not modify it."""
         self._update_floors()
         return self._floored
+
+    def any_floor(self, k: int) -> bool:
+        """Whether any project holds a price floor on oxide ``k``."""
+        self._update_floors()
+        return bool(self._floor_any[k])
 
     def _update_floors(self) -> None:
         # Floors change only with a lever (a new model.current), a contract, or when the month
