@@ -713,7 +713,7 @@ class MinerFleet:
             - (bank.hurdle_commercial - bank.hurdle_programme if programme else 0.0),
             0.01,
         )
-        self._update_floors()
+        self._update_floors()  # for _floor_finance below
         annual_cf = (
             self.mine_cap
             * np.where(
