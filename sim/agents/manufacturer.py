@@ -166,6 +166,12 @@ class ManufacturerPopulation:
         # uses (magnets or Ce/La): its need is zero for the other goods, so that entry alone
         # decides its cover and output. (Magnet makers: the magnet entry; not read for them.)
         self._own_good = np.arange(count) * 4 + np.where(self.is_cela, G_CELA, G_MAGNET)
+        others = np.ones((count, 4), dtype=bool)
+        others.flat[self._own_good] = False
+        others[self.is_magnet_maker] = False
+        if np.count_nonzero(self.base_need[others]):  # guards the layout use_material relies on
+            msg = "a final-goods maker or Ce/La user needs a second good; use_material assumes one"
+            raise RuntimeError(msg)
 
         # Substitution limits per firm and good: slow redesign by sector, fast thrift by product.
         self.redesign_max = np.zeros((count, 4))
