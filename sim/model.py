@@ -38,23 +38,14 @@ from sim.scenario import (
 
 BALANCE_TOLERANCE = 1e-6  # relative to the largest holding (tonnes) or balance (US$ M)
 COL = {name: i for i, name in enumerate(TIMESERIES_COLUMNS)}
-# Column positions of the per-oxide columns, one array per prefix, so a month's row is written
-# a block at a time.
+# Column positions of the per-oxide columns (``<prefix>_ndpr``, ``_dytb``, ``_cela``), one array
+# per prefix, so a month's row is written a block at a time.
 PRODUCT_COL = {
     prefix: np.array([COL[f"{prefix}_{p}"] for p in PRODUCTS])
     for prefix in (
-        "price_foreign",
-        "exports",
-        "exports_illicit",
-        "export_quota",
-        "price_floor",
-        "demand",
-        "consumption",
-        "unmet_demand",
-        "inventory",
-        "production_foreign",
-        "production_domestic",
-        "home_sales",
+        name.removesuffix(f"_{PRODUCTS[0]}")
+        for name in TIMESERIES_COLUMNS
+        if name.endswith(f"_{PRODUCTS[0]}")
     )
 }
 
