@@ -153,24 +153,30 @@ class Ledger:
         """
         src_many = isinstance(src, np.ndarray) and src.ndim > 0
         dst_many = isinstance(dst, np.ndarray) and dst.ndim > 0
-        values = np.asarray(amount, dtype=float)
-        if values.ndim == 0 and (src_many or dst_many):
-            values = np.full(len(src if src_many else dst), float(values))  # type: ignore[arg-type]
+        if amount.__class__ is np.ndarray and amount.dtype is _FLOAT:
+            values = amount
+        else:
+            values = np.asarray(amount, dtype=float)
+            if values.ndim == 0 and (src_many or dst_many):
+                values = np.full(len(src if src_many else dst), float(values))  # type: ignore[arg-type]
         if not values.size:
             return 0.0
         # NaN and infinity propagate into the sum; the minimum catches negative amounts. (The
         # ufuncs' reduce is what ndarray.sum and .min call, without their Python wrappers.)
         total = float(_sum(values, axis=None))
-        if not math.isfinite(total) or float(_min(values, axis=None)) < -1e-9:
+        if not math.isfinite(total) or _min(values, axis=None) < -1e-9:
             raise _invalid(flow, values[~np.isfinite(values) | (values < -1e-9)][:5].tolist())
         if total == 0.0:  # amounts are >= 0, so a zero total moves nothing
             return 0.0
+        blocks = self._blocks
         if src_many:
-            column[self._block(src)] -= values  # type: ignore[arg-type]
+            block = blocks.get(id(src))
+            column[block[1] if block is not None and block[0] is src else src] -= values  # type: ignore[index]
         else:
             column[src] -= total  # type: ignore[index]
         if dst_many:
-            column[self._block(dst)] += values  # type: ignore[arg-type]
+            block = blocks.get(id(dst))
+            column[block[1] if block is not None and block[0] is dst else dst] += values  # type: ignore[index]
         else:
             column[dst] += total  # type: ignore[index]
         return total
@@ -218,6 +224,7 @@ class Ledger:
 
 
 _SCALARS = (float, int)  # np.float64 is a float
+_FLOAT = np.dtype(float)
 _INDICES = (int, np.integer)
 _sum = np.add.reduce
 _min = np.minimum.reduce
