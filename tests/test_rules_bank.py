@@ -13,25 +13,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sim import build_model, load_scenario
 from sim.agents.miner import MinerFleet, State
 from sim.model import RareEarthModel
+from tests.helpers import tiny_model
 
 PV_AT_12 = 17.2 * (1 - 1.12**-20) / 0.12 * 1.12**-3  # 91.4456
 PV_AT_10 = 17.2 * (1 - 1.10**-20) / 0.10 * 1.10**-3  # 110.0175
 
 
 def tiny(**overrides: Any) -> RareEarthModel:
-    scenario = load_scenario(
-        "baseline",
-        overrides={
-            "population.manufacturers": 7,
-            "population.miners": 3,
-            "scenario.months": 12,
-            **overrides,
-        },
-    )
-    return build_model(scenario, seed=1)
+    return tiny_model(miners=3, months=12, **overrides)
 
 
 def requests(model: RareEarthModel, capex: list[float]) -> MinerFleet:

@@ -12,24 +12,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sim import build_model, load_scenario
 from sim.model import COL, RareEarthModel
+from tests.helpers import tiny_model
 
 NDPR, DYTB, CELA, MAGNET = range(4)
 INF = math.inf
 
 
 def tiny(**overrides: Any) -> RareEarthModel:
-    scenario = load_scenario(
-        "baseline",
-        overrides={
-            "population.manufacturers": 7,
-            "population.miners": 3,
-            "scenario.months": 24,
-            **overrides,
-        },
-    )
-    return build_model(scenario, seed=1)
+    return tiny_model(miners=3, months=24, **overrides)
 
 
 def caps_over(model: RareEarthModel, applications: list[list[float]], capacity: float = 0.0):

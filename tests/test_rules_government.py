@@ -11,22 +11,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sim import build_model, load_scenario
 from sim.agents.miner import State
 from sim.model import COL, RareEarthModel
+from tests.helpers import tiny_model
 
 
 def tiny(**overrides: Any) -> RareEarthModel:
-    scenario = load_scenario(
-        "baseline",
-        overrides={
-            "population.manufacturers": 7,
-            "population.miners": 3,
-            "scenario.months": 12,
-            **overrides,
-        },
-    )
-    return build_model(scenario, seed=1)
+    return tiny_model(miners=3, months=12, **overrides)
 
 
 REACTION_ON = {"government.reaction.enabled": True}

@@ -12,22 +12,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sim import build_model, load_scenario
 from sim.agents.miner import MinerFleet, State
 from sim.model import RareEarthModel
+from tests.helpers import tiny_model
 
 
 def tiny(**overrides: Any) -> RareEarthModel:
-    scenario = load_scenario(
-        "baseline",
-        overrides={
-            "population.manufacturers": 7,
-            "population.miners": 4,
-            "scenario.months": 12,
-            **overrides,
-        },
-    )
-    return build_model(scenario, seed=1)
+    return tiny_model(miners=4, months=12, **overrides)
 
 
 def simple_fleet(model: RareEarthModel, states: list[State]) -> MinerFleet:
