@@ -10,7 +10,8 @@ number of workers or the backend. Workers write ``runs/<run_id>.parquet`` and
 ``events/<run_id>.parquet`` atomically; a run is finished exactly when its file exists, so a sweep
 killed at any moment resumes by running what has no file. The manifest is written before anything
 else. A run whose files were damaged afterwards (unreadable, or holding another run's rows) is run
-again. The parent keeps only summary rows.
+again. Workers send back each run's summary row and events, so the parent, whose work is
+serial, reads files only of runs finished before a resume.
 
 ``--resume`` accepts only a folder whose manifest records this sweep: the same sweep file, the
 same run ids (so the same base scenario content), the same data files, the same format and resim
@@ -26,6 +27,7 @@ import itertools
 import json
 import math
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import time
 import traceback
@@ -393,11 +395,19 @@ def run_one(
             raise RuntimeError(msg)
         frame, events = simulate_with_events(_scenario(base, overrides_json), seed)
         frame["run_id"] = rid
-        events_df = events_frame([{**e, "run_id": rid} for e in events])
+        records = [{**e, "run_id": rid} for e in events]
         root = Path(out)
-        write_parquet(events_df, root / "events" / f"{rid}.parquet")
+        write_parquet(events_frame(records), root / "events" / f"{rid}.parquet")
         write_parquet(frame, root / "runs" / f"{rid}.parquet")  # last: its presence means done
-        return {"run_id": rid, "status": "done", "seconds": time.perf_counter() - started}
+        # The summary row and the events go back with the result, so that the parent, whose
+        # work is serial, need not read the files again (``collect``).
+        return {
+            "run_id": rid,
+            "status": "done",
+            "seconds": time.perf_counter() - started,
+            "summary": summarize(frame).iloc[0].to_dict(),
+            "events": records,
+        }
     except Exception as exc:
         return {
             "run_id": rid,
@@ -656,10 +666,32 @@ Executor = Callable[
 
 
 def _batches(plan: SweepPlan, todo: list[Run], workers: int) -> list[list[tuple[str, int, str]]]:
-    """Group runs into batches: few enough to keep per-run overhead small, enough to balance."""
-    size = max(1, min(8, len(todo) // max(1, workers * 4)))
+    """Group runs into batches, in design order, shrinking towards the end.
+
+    Up to 8 runs while many remain (little per-task overhead), down to single runs at the end
+    so that the workers finish together (guided self-scheduling).
+    """
     tasks = [(json.dumps(plan.points[r.point], sort_keys=True), r.seed, r.run_id) for r in todo]
-    return [tasks[i : i + size] for i in range(0, len(tasks), size)]
+    batches = []
+    start = 0
+    while start < len(tasks):
+        size = max(1, min(8, (len(tasks) - start) // max(1, workers * 4)))
+        batches.append(tasks[start : start + size])
+        start += size
+    return batches
+
+
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """The context local workers start in; starts its server now if it is not running.
+
+    Workers fork from a server that has imported the model once (about 1 s of imports)
+    rather than each worker of each pool importing it again. Started early, that import
+    overlaps the parent's own start-up work.
+    """
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    multiprocessing.forkserver.ensure_running()
+    return context
 
 
 def execute_local(
@@ -673,7 +705,7 @@ def execute_local(
     attempts: dict[str, int] = {}
     faults = fault_settings()
     pending = _batches(plan, todo, workers)
-    context = multiprocessing.get_context("forkserver")
+    context = _worker_context()
     while pending:
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             futures: dict[Future[list[dict[str, Any]]], list[tuple[str, int, str]]] = {
@@ -775,6 +807,8 @@ def run_sweep(
 ) -> SweepOutcome:
     """Run every point x seed not yet finished, then write summary, events and manifest."""
     check_folder(plan, out, resume)
+    if not scheduler:
+        _worker_context()
     out.mkdir(parents=True, exist_ok=True)
     # A kill during an atomic write leaves its temporary file: never read as a result, removed here.
     for leftover in [*out.glob("runs/.*.tmp"), *out.glob("events/.*.tmp"), *out.glob(".*.tmp")]:
@@ -800,6 +834,7 @@ def run_sweep(
     todo = [r for r in plan.runs if r.run_id not in finished]
     counts = {"done": len(finished), "failed": 0}
     last_write = time.monotonic()
+    returned: dict[str, dict[str, Any]] = {}  # summary rows and events the workers sent back
 
     def record(results: list[dict[str, Any]]) -> None:
         nonlocal last_write
@@ -808,6 +843,8 @@ def run_sweep(
             if result["status"] == "done":
                 status[rid] = {"status": "done"}
                 counts["done"] += 1
+                if "summary" in result:
+                    returned[rid] = {"summary": result["summary"], "events": result["events"]}
             else:
                 error_file = out / "errors" / f"{rid}.txt"
                 text = str(result.get("traceback", ""))
@@ -834,7 +871,7 @@ def run_sweep(
                 execute_local(plan, out, todo, workers, record)
     finally:
         state.write()
-    summary = collect(plan, out)
+    summary = collect(plan, out, returned)
     return SweepOutcome(out, counts["done"], counts["failed"], len(plan.runs), summary, damaged)
 
 
@@ -850,15 +887,25 @@ def _read_result(path: Path) -> pd.DataFrame:
         ) from None
 
 
-def collect(plan: SweepPlan, out: Path) -> pd.DataFrame:
-    """Summary and events of every finished run, in design order (not completion order)."""
+def collect(
+    plan: SweepPlan, out: Path, returned: dict[str, dict[str, Any]] | None = None
+) -> pd.DataFrame:
+    """Summary and events of every finished run, in design order (not completion order).
+
+    ``returned`` holds what workers sent back for the runs of this call (summary row and
+    events); runs finished earlier (``--resume``) or whose result was lost with a dead worker
+    are read from their files. Both give the same rows: the files hold the worker's frames.
+    """
+    returned = returned or {}
     rows = []
-    events = []
+    events: list[pd.DataFrame] = []
+    records: list[dict[str, Any]] = []  # returned events not yet made into a frame
     for r in plan.runs:
+        result = returned.get(r.run_id)
         path = out / "runs" / f"{r.run_id}.parquet"
-        if not path.is_file():
+        if result is None and not path.is_file():
             continue
-        row = summarize(_read_result(path)).iloc[0].to_dict()
+        row = result["summary"] if result else summarize(_read_result(path)).iloc[0].to_dict()
         rows.append(
             {
                 "run_id": r.run_id,
@@ -868,14 +915,20 @@ def collect(plan: SweepPlan, out: Path) -> pd.DataFrame:
                 **{k: v for k, v in row.items() if k not in {"run_id", "seed"}},
             }
         )
+        if result:
+            records.extend(result["events"])
+            continue
         event_path = out / "events" / f"{r.run_id}.parquet"
         if event_path.is_file():
+            if records:
+                events.append(events_frame(records))
+                records = []
             events.append(_read_result(event_path))
+    if records or not events:
+        events.append(events_frame(records))
     summary = pd.DataFrame(rows)
     write_parquet(summary, out / "summary.parquet")
-    write_parquet(
-        pd.concat(events, ignore_index=True) if events else events_frame([]), out / "events.parquet"
-    )
+    write_parquet(pd.concat(events, ignore_index=True), out / "events.parquet")
     return summary
 
 
