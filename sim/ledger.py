@@ -168,15 +168,12 @@ class Ledger:
             raise _invalid(flow, values[~np.isfinite(values) | (values < -1e-9)][:5].tolist())
         if total == 0.0:  # amounts are >= 0, so a zero total moves nothing
             return 0.0
-        blocks = self._blocks
         if src_many:
-            block = blocks.get(id(src))
-            column[block[1] if block is not None and block[0] is src else src] -= values  # type: ignore[index]
+            column[self._block(src)] -= values  # type: ignore[arg-type]
         else:
             column[src] -= total  # type: ignore[index]
         if dst_many:
-            block = blocks.get(id(dst))
-            column[block[1] if block is not None and block[0] is dst else dst] += values  # type: ignore[index]
+            column[self._block(dst)] += values  # type: ignore[arg-type]
         else:
             column[dst] += total  # type: ignore[index]
         return total
