@@ -24,7 +24,8 @@ import json
 import math
 import shutil
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -182,9 +183,11 @@ class CompareResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _read_parquet(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+@contextmanager
+def _reading_parquet(path: Path) -> Iterator[None]:
+    """Turn a missing or unreadable parquet file into a CompareError naming it."""
     try:
-        return pd.read_parquet(path, columns=columns)
+        yield
     except FileNotFoundError:
         raise CompareError(
             str(path), "", "file missing; the results folder is incomplete"
@@ -198,20 +201,14 @@ def _read_parquet(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
         ) from None
 
 
+def _read_parquet(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    with _reading_parquet(path):
+        return pd.read_parquet(path, columns=columns)
+
+
 def _parquet_columns(path: Path) -> list[str]:
-    try:
+    with _reading_parquet(path):
         return list(pq.read_schema(path).names)
-    except FileNotFoundError:
-        raise CompareError(
-            str(path), "", "file missing; the results folder is incomplete"
-        ) from None
-    except (pa.ArrowException, OSError) as err:
-        raise CompareError(
-            str(path),
-            "",
-            f"unreadable parquet file ({err}); the folder is truncated or damaged, "
-            "re-run it or compare other folders",
-        ) from None
 
 
 def _read_manifest(folder: Path) -> dict[str, Any]:
